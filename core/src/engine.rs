@@ -1,0 +1,516 @@
+//! The engine: every decision about peers, buffers, budgets and timeouts, and no IO.
+
+use crate::clock::{Clock, Nanos};
+use crate::error::{ConnectError, ListenError, SendError, UnknownId};
+use crate::fair::SharedBudget;
+use crate::peer::{Block, Peer, Phase, DOWN, UP};
+use crate::pool::Pool;
+use crate::queue::SendQueue;
+use crate::stats::Flow;
+use crate::timer::{TimerKind, Timers};
+use crate::{
+    Config, ConfigError, ConnectFailure, Direction, DisconnectReason, Event, Framing, Io,
+    Limits, ListenerId, PeerId,
+};
+use bytes::Bytes;
+use core::net::{IpAddr, SocketAddr};
+use slab::Slab;
+use smallvec::SmallVec;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) id: ListenerId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) framing: Framing,
+    pub(crate) bound: bool,
+}
+
+/// Failures of one `send_many`: which peers refused and why (inline up to 4, no allocation).
+pub type SendManyFailures = SmallVec<[(PeerId, SendError); 4]>;
+
+/// The sans-IO peer-to-peer engine.
+///
+/// It opens no socket, reads no clock and starts no thread: a driver owns the sockets and the
+/// clock, passes `now` into every call, performs the [`Io`] the engine asks for and hands the
+/// [`Event`]s to the application. The methods come in four groups:
+///
+/// 1. **Application commands** (the Open.P2P verbs): [`listen`](Self::listen),
+///    [`connect`](Self::connect), [`send`](Self::send), [`send_many`](Self::send_many),
+///    [`disconnect`](Self::disconnect) (graceful: flush, then close), [`abort`](Self::abort),
+///    [`set_limits`](Self::set_limits), [`set_global_limits`](Self::set_global_limits),
+///    [`close_listener`](Self::close_listener), [`shutdown`](Self::shutdown).
+/// 2. **Driver inputs**, each with `now`: [`handle_listening`](Self::handle_listening),
+///    [`handle_listen_failed`](Self::handle_listen_failed),
+///    [`handle_accepted`](Self::handle_accepted), [`handle_connected`](Self::handle_connected),
+///    [`handle_connect_failed`](Self::handle_connect_failed), the read path
+///    [`read_from`](Self::read_from) (the engine lends a slice of a pooled segment sized by the
+///    download budget; the driver's closure reads into it and returns the count, 0 for EOF), the
+///    write path [`write_to`](Self::write_to) (the engine hands the queue's next slices allowed by
+///    the upload budget; the closure returns what the socket took),
+///    [`handle_error`](Self::handle_error), [`handle_timeout`](Self::handle_timeout).
+/// 3. **Outputs**: [`poll_io`](Self::poll_io), [`poll_event`](Self::poll_event),
+///    [`poll_timeout`](Self::poll_timeout).
+/// 4. **Queries**: [`peer`](Self::peer), [`stats`](Self::stats),
+///    [`global_stats`](Self::global_stats), [`pool_usage`](Self::pool_usage),
+///    [`interest`](Self::interest).
+///
+/// # The driver loop
+///
+/// After **every** input the driver drains `poll_io` until `None` and performs each `Io`, drains
+/// `poll_event` until `None` and hands each to the application, then sleeps until readiness or
+/// the instant `poll_timeout` names, whichever is first, and calls `handle_timeout` when that
+/// instant has passed. Calls in any other order are safe (never a panic, never a lost event): a
+/// stale id is a no-op or a typed error, a repeated or out-of-order report is ignored, and a
+/// `now` earlier than one already seen is treated as the latest one seen.
+///
+/// ```
+/// use openp2p_core::{Config, Engine, Event, Io, Transfer};
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut engine = Engine::new(Config::default()).unwrap();
+/// let peer = engine.connect("127.0.0.1:9988".parse().unwrap(), now).unwrap();
+/// assert!(matches!(engine.poll_io(), Some(Io::Connect { .. })));
+/// // ... the driver connected the socket:
+/// engine.handle_connected(peer, now);
+/// assert!(matches!(engine.poll_event(), Some(Event::Connected { .. })));
+/// engine.send(peer, "hello".into(), now).unwrap();
+/// // ... the socket is writable: the driver hands the engine's slices to the socket.
+/// let mut wire = Vec::new();
+/// let moved = engine.write_to(peer, now, |slices| {
+///     slices.iter().for_each(|s| wire.extend_from_slice(s));
+///     Ok(wire.len())
+/// });
+/// assert_eq!(moved, Transfer::Moved(5));
+/// assert_eq!(wire, b"hello");
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    pub(crate) peers: Slab<Peer>,
+    pub(crate) listeners: Slab<Listener>,
+    pub(crate) next_serial: u64,
+    pub(crate) pool: Pool,
+    pub(crate) timers: Timers,
+    pub(crate) io: VecDeque<Io>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) global: [SharedBudget; 2],
+    pub(crate) global_limits: Limits,
+    pub(crate) per_ip: HashMap<IpAddr, usize>,
+    pub(crate) pending_connects: usize,
+    pub(crate) pool_waiters: VecDeque<PeerId>,
+    pub(crate) pool_retry_at: Option<Nanos>,
+    pub(crate) scratch: Vec<PeerId>,
+    pub(crate) totals: Totals,
+    pub(crate) shutting_down: bool,
+    pub(crate) shutdown_reported: bool,
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) received: Flow,
+    pub(crate) sent: Flow,
+    pub(crate) first_activity: Option<Nanos>,
+    pub(crate) inbound: u64,
+    pub(crate) outbound: u64,
+    pub(crate) refused: u64,
+    pub(crate) failed_connects: u64,
+    pub(crate) accepted: u64,
+    pub(crate) written: u64,
+    pub(crate) unsent: u64,
+}
+
+impl Engine {
+    /// Validates `config` and allocates the receive pool.
+    pub fn new(config: Config) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        let global_limits = config.global_limits;
+        Ok(Engine {
+            pool: Pool::new(config.segment_size, config.pool_segments),
+            global: [
+                SharedBudget::new(global_limits.upload, 0),
+                SharedBudget::new(global_limits.download, 0),
+            ],
+            global_limits,
+            config,
+            clock: Clock::new(),
+            peers: Slab::new(),
+            listeners: Slab::new(),
+            next_serial: 1,
+            timers: Timers::default(),
+            io: VecDeque::new(),
+            events: VecDeque::new(),
+            per_ip: HashMap::new(),
+            pending_connects: 0,
+            pool_waiters: VecDeque::new(),
+            pool_retry_at: None,
+            scratch: Vec::new(),
+            totals: Totals::default(),
+            shutting_down: false,
+            shutdown_reported: false,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- 1. Application commands -------------------------------------------------------------
+
+    /// Asks the driver to listen on `addr` with the configured default framing. The bound
+    /// address arrives as [`Event::Listening`].
+    pub fn listen(&mut self, addr: SocketAddr) -> Result<ListenerId, ListenError> {
+        self.listen_with(addr, self.config.framing)
+    }
+
+    /// Like [`listen`](Self::listen), with the framing for every peer accepted on this listener.
+    pub fn listen_with(
+        &mut self,
+        addr: SocketAddr,
+        framing: Framing,
+    ) -> Result<ListenerId, ListenError> {
+        if self.shutting_down {
+            return Err(ListenError::ShuttingDown);
+        }
+        let serial = self.serial();
+        let entry = self.listeners.vacant_entry();
+        let id = ListenerId { index: slot_index(entry.key()), serial };
+        entry.insert(Listener { id, addr, framing, bound: false });
+        self.io.push_back(Io::Listen { listener: id, addr });
+        Ok(id)
+    }
+
+    /// Stops a listener. Its accepted peers are unaffected.
+    pub fn close_listener(&mut self, listener: ListenerId) -> Result<(), UnknownId> {
+        self.listener(listener).ok_or(UnknownId)?;
+        self.listeners.remove(listener.slot());
+        self.io.push_back(Io::CloseListener { listener });
+        Ok(())
+    }
+
+    /// Starts an outbound connection with the configured default framing. Exactly one
+    /// [`Event::Connected`] or [`Event::ConnectFailed`] follows for the returned id. Data sent
+    /// before it connects is queued.
+    pub fn connect(&mut self, addr: SocketAddr, now: Instant) -> Result<PeerId, ConnectError> {
+        self.connect_with(addr, self.config.framing, now)
+    }
+
+    /// Like [`connect`](Self::connect), with this connection's framing.
+    pub fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        framing: Framing,
+        now: Instant,
+    ) -> Result<PeerId, ConnectError> {
+        let now = self.clock.observe(now);
+        if self.shutting_down {
+            return Err(ConnectError::ShuttingDown);
+        }
+        if self.peers.len() >= self.config.max_peers {
+            return Err(ConnectError::MaxPeers);
+        }
+        if self.pending_connects >= self.config.max_pending_connects {
+            return Err(ConnectError::MaxPendingConnects);
+        }
+        let id = self.insert_peer(addr, Direction::Outbound, framing, now);
+        self.pending_connects += 1;
+        let deadline = now.saturating_add(crate::clock::nanos(self.config.connect_timeout));
+        self.arm(id, TimerKind::Connect, deadline);
+        self.io.push_back(Io::Connect { peer: id, addr });
+        Ok(id)
+    }
+
+    /// Queues one message for `peer`, framed by the peer's framing. Zero-copy: the `Bytes` is kept
+    /// until written. Nothing is queued when an error is returned.
+    pub fn send(&mut self, peer: PeerId, data: Bytes, now: Instant) -> Result<(), SendError> {
+        let now = self.clock.observe(now);
+        self.send_at(peer, data, now)
+    }
+
+    /// Queues the same message for every peer in `peers` (one `Bytes`, shared, no copy). Returns
+    /// the peers that refused it, with why.
+    pub fn send_many(&mut self, peers: &[PeerId], data: Bytes, now: Instant) -> SendManyFailures {
+        let now = self.clock.observe(now);
+        let mut failures = SendManyFailures::new();
+        for &peer in peers {
+            if let Err(e) = self.send_at(peer, data.clone(), now) {
+                failures.push((peer, e));
+            }
+        }
+        failures
+    }
+
+    fn send_at(&mut self, peer: PeerId, data: Bytes, now: Nanos) -> Result<(), SendError> {
+        let high = self.config.send_queue_high_water as u64;
+        let max = self.config.max_frame_size;
+        let p = self.peer_mut(peer).ok_or(SendError::UnknownPeer)?;
+        if !p.accepts_sends() {
+            return Err(SendError::Closing);
+        }
+        match p.framing {
+            Framing::Raw => {}
+            _ if data.len() > max => {
+                return Err(SendError::FrameTooLarge { len: data.len() as u64, max: max as u64 })
+            }
+            Framing::Delimited(d) if data.contains(&d) => {
+                return Err(SendError::DelimiterInPayload)
+            }
+            _ => {}
+        }
+        let len = SendQueue::framed_len(p.framing, data.len());
+        let queued = p.queue.queued();
+        if queued > 0 && queued + len > high {
+            p.notify_writable = true;
+            return Err(SendError::QueueFull { queued, limit: high });
+        }
+        p.queue.push(p.framing, data);
+        p.accepted += len;
+        if len > 0 {
+            p.last_activity = p.last_activity.max(now);
+        }
+        self.totals.accepted += len;
+        self.update_interest(peer);
+        Ok(())
+    }
+
+    /// Closes gracefully: no new sends, everything queued is written, our side is shut down, and
+    /// the peer is closed when the remote closes too (or `Config::linger_timeout` passes). A peer
+    /// still connecting is abandoned with `ConnectFailed { reason: Aborted }`.
+    pub fn disconnect(&mut self, peer: PeerId, now: Instant) -> Result<(), UnknownId> {
+        let now = self.clock.observe(now);
+        let p = self.peer_mut(peer).ok_or(UnknownId)?;
+        match p.phase {
+            Phase::Connecting => self.close(peer, DisconnectReason::Aborted, now),
+            Phase::Connected => self.begin_drain(peer, DisconnectReason::Local, now),
+            Phase::Draining(_) | Phase::HalfClosed => {}
+        }
+        Ok(())
+    }
+
+    /// Closes at once; queued bytes are dropped and reported as `unsent`.
+    pub fn abort(&mut self, peer: PeerId, now: Instant) -> Result<(), UnknownId> {
+        let now = self.clock.observe(now);
+        self.peer_ref(peer).ok_or(UnknownId)?;
+        self.close(peer, DisconnectReason::Aborted, now);
+        Ok(())
+    }
+
+    /// Changes one peer's upload and download limits from `now` on.
+    pub fn set_limits(&mut self, peer: PeerId, limits: Limits, now: Instant) -> Result<(), UnknownId> {
+        let now = self.clock.observe(now);
+        let p = self.peer_mut(peer).ok_or(UnknownId)?;
+        p.set_limits(limits, now);
+        for dir in [UP, DOWN] {
+            if p.blocks[dir] == Block::Budget {
+                // Re-evaluate at once: the new rate may already allow more.
+                p.blocks[dir] = Block::None;
+            }
+        }
+        self.update_interest(peer);
+        Ok(())
+    }
+
+    /// Changes the limits shared by all peers from `now` on.
+    pub fn set_global_limits(&mut self, limits: Limits, now: Instant) {
+        let now = self.clock.observe(now);
+        self.global_limits = limits;
+        for (dir, rate) in [(UP, limits.upload), (DOWN, limits.download)] {
+            let released = self.global[dir].set_rate(rate, now);
+            for peer in released {
+                if let Some(p) = self.peer_mut(peer) {
+                    p.shares[dir].parked = false;
+                    if p.blocks[dir] == Block::Global {
+                        p.blocks[dir] = Block::None;
+                    }
+                    self.update_interest(peer);
+                }
+            }
+        }
+    }
+
+    /// Stops listening, abandons connects, disconnects every peer gracefully, and emits
+    /// [`Event::ShutdownComplete`] when the last peer has closed. Commands that would add work
+    /// are refused from now on.
+    pub fn shutdown(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
+        self.shutting_down = true;
+        let listeners: Vec<ListenerId> = self.listeners.iter().map(|(_, l)| l.id).collect();
+        for listener in listeners {
+            let _ = self.close_listener(listener);
+        }
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
+        ids.extend(self.peers.iter().map(|(_, p)| p.id));
+        for &peer in &ids {
+            match self.peer_ref(peer).map(|p| p.phase) {
+                Some(Phase::Connecting) => self.close(peer, DisconnectReason::Shutdown, now),
+                Some(Phase::Connected) => self.begin_drain(peer, DisconnectReason::Local, now),
+                _ => {}
+            }
+        }
+        ids.clear();
+        self.scratch = ids;
+        self.check_shutdown_complete();
+    }
+
+    // ----- internal helpers --------------------------------------------------------------------
+
+    fn serial(&mut self) -> u64 {
+        let s = self.next_serial;
+        self.next_serial += 1;
+        s
+    }
+
+    pub(crate) fn insert_peer(
+        &mut self,
+        addr: SocketAddr,
+        direction: Direction,
+        framing: Framing,
+        now: Nanos,
+    ) -> PeerId {
+        let serial = self.serial();
+        let entry = self.peers.vacant_entry();
+        let id = PeerId { index: slot_index(entry.key()), serial };
+        let peer = Peer::new(
+            id,
+            addr,
+            direction,
+            framing,
+            self.config.peer_limits,
+            self.config.max_frame_size,
+            now,
+        );
+        entry.insert(peer);
+        id
+    }
+
+    pub(crate) fn peer_ref(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.slot()).filter(|p| p.id == id)
+    }
+
+    pub(crate) fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        lookup(&mut self.peers, id)
+    }
+
+    pub(crate) fn listener(&self, id: ListenerId) -> Option<&Listener> {
+        self.listeners.get(id.slot()).filter(|l| l.id == id)
+    }
+
+    /// Arms a peer deadline (replacing any earlier one of the same kind).
+    pub(crate) fn arm(&mut self, peer: PeerId, kind: TimerKind, at: Nanos) {
+        if let Some(p) = self.peer_mut(peer) {
+            if p.deadlines.get(kind) == Some(at) {
+                return;
+            }
+            p.deadlines.set(kind, Some(at));
+            self.timers.push(at, peer, kind);
+        }
+    }
+
+    /// Emits `Io::Interest` if what the peer wants changed.
+    pub(crate) fn update_interest(&mut self, peer: PeerId) {
+        let Some(p) = self.peer_mut(peer) else { return };
+        let want = p.desired_interest();
+        if want != p.interest && p.phase != Phase::Connecting {
+            p.interest = want;
+            self.io.push_back(Io::Interest { peer, interest: want });
+        }
+    }
+
+    /// Starts a graceful close: flush, then shut down (Local) or close (Remote).
+    pub(crate) fn begin_drain(&mut self, peer: PeerId, reason: DisconnectReason, now: Nanos) {
+        let linger = crate::clock::nanos(self.config.linger_timeout);
+        let Some(p) = self.peer_mut(peer) else { return };
+        p.phase = Phase::Draining(reason);
+        self.arm(peer, TimerKind::Linger, now.saturating_add(linger));
+        self.after_drain_progress(peer, now);
+    }
+
+    /// If a draining peer's queue is empty, move it on.
+    pub(crate) fn after_drain_progress(&mut self, peer: PeerId, now: Nanos) {
+        let Some(p) = self.peer_mut(peer) else { return };
+        let Phase::Draining(reason) = p.phase else { return };
+        if !p.queue.is_empty() {
+            self.update_interest(peer);
+            return;
+        }
+        match reason {
+            DisconnectReason::Local if !p.eof => {
+                p.phase = Phase::HalfClosed;
+                self.io.push_back(Io::ShutdownWrite { peer });
+                self.update_interest(peer);
+            }
+            reason => self.close(peer, reason, now),
+        }
+    }
+
+    /// Removes a peer and reports it: `ConnectFailed` if it never connected, else `Disconnected`
+    /// with the unsent byte count. Always emits `Io::Close`.
+    pub(crate) fn close(&mut self, peer: PeerId, reason: DisconnectReason, _now: Nanos) {
+        let Some(p) = self.peer_ref(peer) else { return };
+        let slot = p.id.slot();
+        let mut p = self.peers.remove(slot);
+        let unsent = p.queue.clear();
+        self.totals.unsent += unsent;
+        if let Some(segment) = p.segment.take() {
+            self.return_segment(segment);
+        }
+        for dir in [UP, DOWN] {
+            if p.shares[dir].parked {
+                self.global[dir].forget(peer);
+            }
+        }
+        if p.direction == Direction::Inbound {
+            self.release_ip(p.addr.ip());
+        }
+        if p.phase == Phase::Connecting {
+            self.pending_connects = self.pending_connects.saturating_sub(1);
+            self.totals.failed_connects += 1;
+            let reason = match reason {
+                DisconnectReason::Io(kind) => ConnectFailure::from(kind),
+                DisconnectReason::Shutdown => ConnectFailure::Shutdown,
+                DisconnectReason::IdleTimeout | DisconnectReason::LingerTimeout => {
+                    ConnectFailure::TimedOut
+                }
+                _ => ConnectFailure::Aborted,
+            };
+            self.events.push_back(Event::ConnectFailed { peer, addr: p.addr, reason });
+        } else {
+            self.events.push_back(Event::Disconnected { peer, reason, unsent });
+        }
+        self.io.push_back(Io::Close { peer });
+        self.check_shutdown_complete();
+    }
+
+    fn release_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    fn check_shutdown_complete(&mut self) {
+        if self.shutting_down && !self.shutdown_reported && self.peers.is_empty() {
+            self.shutdown_reported = true;
+            self.events.push_back(Event::ShutdownComplete);
+        }
+    }
+}
+
+/// Looks a peer up by id in the slab alone, so other engine fields stay borrowable.
+pub(crate) fn lookup(peers: &mut Slab<Peer>, id: PeerId) -> Option<&mut Peer> {
+    peers.get_mut(id.slot()).filter(|p| p.id == id)
+}
+
+pub(crate) fn slot_index(key: usize) -> u32 {
+    // Peers are bounded by `max_peers` (a usize); slots past u32::MAX would need 4 billion
+    // connections at once, which no socket table allows.
+    u32::try_from(key).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,100 @@
+//! One error type per application command.
+
+use core::fmt;
+
+/// Why `send` refused a message. Nothing of a refused message was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The peer id is stale or was never issued.
+    UnknownPeer,
+    /// The peer is closing (after `disconnect`, a remote close or an error).
+    Closing,
+    /// The send queue is at its high-water mark; wait for `Event::Writable`.
+    QueueFull {
+        /// Bytes queued now.
+        queued: u64,
+        /// The configured high-water mark.
+        limit: u64,
+    },
+    /// The message is longer than `Config::max_frame_size` (framed modes only).
+    FrameTooLarge {
+        /// The message length.
+        len: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+    /// In `Delimited` framing, the payload contains the delimiter byte.
+    DelimiterInPayload,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::UnknownPeer => f.write_str("unknown peer"),
+            SendError::Closing => f.write_str("peer is closing"),
+            SendError::QueueFull { queued, limit } => {
+                write!(f, "send queue full ({queued} of {limit} bytes)")
+            }
+            SendError::FrameTooLarge { len, max } => {
+                write!(f, "message of {len} bytes exceeds the frame limit of {max}")
+            }
+            SendError::DelimiterInPayload => f.write_str("payload contains the delimiter byte"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Why `connect` refused to start a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// `Config::max_peers` peers are already connected or connecting.
+    MaxPeers,
+    /// `Config::max_pending_connects` connects are already in flight.
+    MaxPendingConnects,
+    /// The engine is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectError::MaxPeers => "too many peers",
+            ConnectError::MaxPendingConnects => "too many connects in flight",
+            ConnectError::ShuttingDown => "shutting down",
+        })
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Why a command naming a peer or listener did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnknownId;
+
+impl fmt::Display for UnknownId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown or stale id")
+    }
+}
+
+impl std::error::Error for UnknownId {}
+
+/// Why `listen` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ListenError {
+    /// The engine is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("shutting down")
+    }
+}
+
+impl std::error::Error for ListenError {}

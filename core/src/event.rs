@@ -1,0 +1,213 @@
+//! What the engine tells the application.
+
+use crate::{ListenerId, PeerId};
+use bytes::Bytes;
+use core::fmt;
+use core::net::SocketAddr;
+use std::io;
+
+/// Who opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The remote connected to one of our listeners.
+    Inbound,
+    /// We called `connect`.
+    Outbound,
+}
+
+/// Why an outbound connect did not produce a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// Nobody listens at the address (`ECONNREFUSED`).
+    Refused,
+    /// `Config::connect_timeout` passed first.
+    TimedOut,
+    /// The application aborted or disconnected the peer before it connected.
+    Aborted,
+    /// The engine is shutting down.
+    Shutdown,
+    /// Any other socket error.
+    Io(io::ErrorKind),
+}
+
+impl From<io::ErrorKind> for ConnectFailure {
+    fn from(kind: io::ErrorKind) -> Self {
+        match kind {
+            io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+            io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+            other => ConnectFailure::Io(other),
+        }
+    }
+}
+
+/// Why a connected peer went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// We called `disconnect`: everything queued was written and the remote closed its side.
+    Local,
+    /// We called `abort` (queued bytes were dropped and are counted as unsent).
+    Aborted,
+    /// The remote closed the connection cleanly (after we flushed what was queued).
+    Remote,
+    /// The connection was reset or failed with this error.
+    Io(io::ErrorKind),
+    /// No bytes in either direction for `Config::idle_timeout`.
+    IdleTimeout,
+    /// A graceful close did not complete within `Config::linger_timeout`.
+    LingerTimeout,
+    /// The remote announced or sent a message longer than `Config::max_frame_size`.
+    FrameTooLarge {
+        /// The announced (length-prefixed) or accumulated (delimited) length.
+        len: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+    /// The engine was shut down.
+    Shutdown,
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::Local => f.write_str("closed locally"),
+            DisconnectReason::Aborted => f.write_str("aborted locally"),
+            DisconnectReason::Remote => f.write_str("closed by the remote"),
+            DisconnectReason::Io(kind) => write!(f, "socket error: {kind}"),
+            DisconnectReason::IdleTimeout => f.write_str("idle timeout"),
+            DisconnectReason::LingerTimeout => f.write_str("graceful close timed out"),
+            DisconnectReason::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max}")
+            }
+            DisconnectReason::Shutdown => f.write_str("engine shut down"),
+        }
+    }
+}
+
+/// Why an inbound connection was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// `Config::max_peers` peers are already connected or connecting.
+    MaxPeers,
+    /// `Config::max_peers_per_ip` peers from this address are already connected.
+    MaxPeersPerIp,
+    /// The listener id is stale or the listener is closed.
+    UnknownListener,
+    /// The engine is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::MaxPeers => "too many peers",
+            Refusal::MaxPeersPerIp => "too many peers from this address",
+            Refusal::UnknownListener => "unknown listener",
+            Refusal::ShuttingDown => "shutting down",
+        })
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Something the application should know. Drain them with
+/// [`Engine::poll_event`](crate::Engine::poll_event) after every input.
+///
+/// Guarantees: every `connect` yields exactly one `Connected` or `ConnectFailed`; every `Connected`
+/// peer yields exactly one `Disconnected`, after all of its `Received` events; events of one peer
+/// come in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A listener is bound.
+    Listening {
+        /// The listener.
+        listener: ListenerId,
+        /// The bound address (with the real port when port 0 was asked for).
+        addr: SocketAddr,
+    },
+    /// A listener could not be bound, or failed and was closed.
+    ListenFailed {
+        /// The listener.
+        listener: ListenerId,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The socket error.
+        error: io::ErrorKind,
+    },
+    /// An inbound connection was refused by a limit; the socket has been dropped.
+    Refused {
+        /// The listener it arrived on.
+        listener: ListenerId,
+        /// The remote address.
+        addr: SocketAddr,
+        /// Which limit refused it.
+        reason: Refusal,
+    },
+    /// A connection is established.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// The remote address.
+        addr: SocketAddr,
+        /// Who opened it.
+        direction: Direction,
+    },
+    /// An outbound connect failed; the id is dead.
+    ConnectFailed {
+        /// The peer id `connect` returned.
+        peer: PeerId,
+        /// The address it tried.
+        addr: SocketAddr,
+        /// Why.
+        reason: ConnectFailure,
+    },
+    /// Data arrived: one message in a framed mode, one chunk in `Raw` mode.
+    Received {
+        /// The sender.
+        peer: PeerId,
+        /// The payload, without framing. Shares pooled memory: drop it when done so the segment
+        /// returns to the pool.
+        data: Bytes,
+    },
+    /// The socket took this many bytes (framing included) from the peer's queue.
+    Sent {
+        /// The peer.
+        peer: PeerId,
+        /// Bytes written by one socket write.
+        bytes: usize,
+    },
+    /// The peer's send queue drained to the low-water mark after a `SendError::QueueFull`.
+    Writable {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A connected peer went away; its id is dead.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: DisconnectReason,
+        /// Bytes accepted by `send` (framing included) that were never written.
+        unsent: u64,
+    },
+    /// `shutdown` finished: every peer and listener is closed.
+    ShutdownComplete,
+}
+
+impl Event {
+    /// The peer this event concerns, if any.
+    pub fn peer(&self) -> Option<PeerId> {
+        match self {
+            Event::Connected { peer, .. }
+            | Event::ConnectFailed { peer, .. }
+            | Event::Received { peer, .. }
+            | Event::Sent { peer, .. }
+            | Event::Writable { peer }
+            | Event::Disconnected { peer, .. } => Some(*peer),
+            _ => None,
+        }
+    }
+}

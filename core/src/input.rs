@@ -1,0 +1,216 @@
+//! Driver inputs: reports about listeners, connections and time.
+
+use crate::clock::{nanos, Nanos};
+use crate::engine::Engine;
+use crate::peer::{Block, Phase, DOWN, UP};
+use crate::timer::TimerKind;
+use crate::{Direction, DisconnectReason, Event, ListenerId, PeerId, Refusal};
+use core::net::SocketAddr;
+use std::io;
+use std::time::Instant;
+
+impl Engine {
+    /// The driver bound a listener; `addr` is the real bound address.
+    pub fn handle_listening(&mut self, listener: ListenerId, addr: SocketAddr, now: Instant) {
+        self.clock.observe(now);
+        if let Some(l) = self.listeners.get_mut(listener.slot()).filter(|l| l.id == listener) {
+            if !l.bound {
+                l.bound = true;
+                l.addr = addr;
+                self.events.push_back(Event::Listening { listener, addr });
+            }
+        }
+    }
+
+    /// The driver could not bind (or lost) a listener; the listener is removed.
+    pub fn handle_listen_failed(&mut self, listener: ListenerId, error: io::ErrorKind, now: Instant) {
+        self.clock.observe(now);
+        if let Some(l) = self.listener(listener) {
+            let addr = l.addr;
+            self.listeners.remove(listener.slot());
+            self.events.push_back(Event::ListenFailed { listener, addr, error });
+        }
+    }
+
+    /// A listener accepted a connection from `remote`. On `Ok` the peer is connected (an
+    /// [`Event::Connected`] is queued) and the driver registers the socket under the id; on `Err`
+    /// the driver drops the socket.
+    pub fn handle_accepted(
+        &mut self,
+        listener: ListenerId,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Result<PeerId, Refusal> {
+        let now = self.clock.observe(now);
+        let refusal = if self.shutting_down {
+            Some(Refusal::ShuttingDown)
+        } else if self.listener(listener).is_none() {
+            Some(Refusal::UnknownListener)
+        } else if self.peers.len() >= self.config.max_peers {
+            Some(Refusal::MaxPeers)
+        } else if self.per_ip.get(&remote.ip()).copied().unwrap_or(0)
+            >= self.config.max_peers_per_ip
+        {
+            Some(Refusal::MaxPeersPerIp)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.totals.refused += 1;
+            if reason != Refusal::UnknownListener {
+                self.events.push_back(Event::Refused { listener, addr: remote, reason });
+            }
+            return Err(reason);
+        }
+        let framing = self.listener(listener).map_or(self.config.framing, |l| l.framing);
+        let peer = self.insert_peer(remote, Direction::Inbound, framing, now);
+        *self.per_ip.entry(remote.ip()).or_insert(0) += 1;
+        self.totals.inbound += 1;
+        self.on_established(peer, Direction::Inbound, now);
+        Ok(peer)
+    }
+
+    /// An outbound connect completed.
+    pub fn handle_connected(&mut self, peer: PeerId, now: Instant) {
+        let now = self.clock.observe(now);
+        let Some(p) = self.peer_mut(peer) else { return };
+        if p.phase != Phase::Connecting {
+            return;
+        }
+        p.phase = Phase::Connected;
+        p.deadlines.set(TimerKind::Connect, None);
+        self.pending_connects = self.pending_connects.saturating_sub(1);
+        self.totals.outbound += 1;
+        self.on_established(peer, Direction::Outbound, now);
+    }
+
+    fn on_established(&mut self, peer: PeerId, direction: Direction, now: Nanos) {
+        let idle = self.config.idle_timeout.map(nanos);
+        let Some(p) = self.peer_mut(peer) else { return };
+        p.connected_at = Some(now);
+        p.last_activity = now;
+        let addr = p.addr;
+        self.events.push_back(Event::Connected { peer, addr, direction });
+        if let Some(idle) = idle {
+            self.arm(peer, TimerKind::Idle, now.saturating_add(idle));
+        }
+        self.update_interest(peer);
+    }
+
+    /// An outbound connect failed. Ignored unless the peer is still connecting.
+    pub fn handle_connect_failed(&mut self, peer: PeerId, error: io::ErrorKind, now: Instant) {
+        let now = self.clock.observe(now);
+        if self.peer_ref(peer).is_some_and(|p| p.phase == Phase::Connecting) {
+            self.close(peer, DisconnectReason::Io(error), now);
+        }
+    }
+
+    /// The socket failed outside `read_from` / `write_to` (an error or hang-up event). The peer
+    /// is closed; queued bytes are reported unsent.
+    pub fn handle_error(&mut self, peer: PeerId, error: io::ErrorKind, now: Instant) {
+        let now = self.clock.observe(now);
+        self.close(peer, DisconnectReason::Io(error), now);
+    }
+
+    /// Time has passed: fire every deadline due at `now`. Calling it early, late or repeatedly is
+    /// harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
+        while let Some((peer, kind, at)) = self.timers.pop_due(now) {
+            let Some(p) = self.peer_mut(peer) else { continue };
+            if p.deadlines.get(kind) != Some(at) {
+                continue;
+            }
+            p.deadlines.set(kind, None);
+            self.fire(peer, kind, now);
+        }
+        self.start_global_rounds(now);
+        self.retry_pool_waiters(now);
+    }
+
+    fn fire(&mut self, peer: PeerId, kind: TimerKind, now: Nanos) {
+        let idle = self.config.idle_timeout.map(nanos);
+        let Some(p) = self.peer_mut(peer) else { return };
+        match kind {
+            TimerKind::Connect => {
+                if p.phase == Phase::Connecting {
+                    self.close(peer, DisconnectReason::Io(io::ErrorKind::TimedOut), now);
+                }
+            }
+            TimerKind::Idle => {
+                let Some(idle) = idle else { return };
+                let due = p.last_activity.saturating_add(idle);
+                if due <= now {
+                    self.close(peer, DisconnectReason::IdleTimeout, now);
+                } else {
+                    self.arm(peer, TimerKind::Idle, due);
+                }
+            }
+            TimerKind::Linger => {
+                if matches!(p.phase, Phase::Draining(_) | Phase::HalfClosed) {
+                    self.close(peer, DisconnectReason::LingerTimeout, now);
+                }
+            }
+            TimerKind::ReadBudget | TimerKind::WriteBudget => {
+                let dir = if kind == TimerKind::ReadBudget { DOWN } else { UP };
+                if p.blocks[dir] == Block::Budget {
+                    p.blocks[dir] = Block::None;
+                    self.update_interest(peer);
+                }
+            }
+        }
+    }
+
+    fn start_global_rounds(&mut self, now: Nanos) {
+        for dir in [UP, DOWN] {
+            let spare = std::mem::take(&mut self.scratch);
+            let Some(round) = self.global[dir].start_round(now, spare) else { continue };
+            for &peer in &round.members {
+                if let Some(p) = self.peer_mut(peer) {
+                    round.admit(&mut p.shares[dir]);
+                    if p.blocks[dir] == Block::Global {
+                        p.blocks[dir] = Block::None;
+                    }
+                    self.update_interest(peer);
+                }
+            }
+            let mut members = round.members;
+            members.clear();
+            self.scratch = members;
+            self.global[dir].finish_round(now);
+        }
+    }
+
+    /// Wakes peers waiting for a receive segment if one can be had.
+    pub(crate) fn retry_pool_waiters(&mut self, now: Nanos) {
+        if self.pool_retry_at.is_some_and(|at| at > now) && !self.pool.has_free() {
+            return;
+        }
+        self.pool_retry_at = None;
+        // Each woken peer tries once; whoever still finds the pool empty queues again.
+        for _ in 0..self.pool_waiters.len() {
+            let Some(peer) = self.pool_waiters.pop_front() else { break };
+            if let Some(p) = self.peer_mut(peer) {
+                if p.blocks[DOWN] == Block::Pool {
+                    p.blocks[DOWN] = Block::None;
+                    self.update_interest(peer);
+                }
+            }
+        }
+    }
+
+    /// Drops a segment back into the pool, waking a peer that waits for one.
+    pub(crate) fn return_segment(&mut self, segment: crate::pool::Segment) {
+        self.pool.give_back(segment);
+        if self.pool.has_free() {
+            if let Some(peer) = self.pool_waiters.pop_front() {
+                if let Some(p) = self.peer_mut(peer) {
+                    if p.blocks[DOWN] == Block::Pool {
+                        p.blocks[DOWN] = Block::None;
+                        self.update_interest(peer);
+                    }
+                }
+            }
+        }
+    }
+}

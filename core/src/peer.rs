@@ -1,0 +1,185 @@
+//! One connection's state inside the engine.
+
+use crate::bucket::Bucket;
+use crate::clock::Nanos;
+use crate::fair::Share;
+use crate::frame::Decoder;
+use crate::pool::Segment;
+use crate::queue::SendQueue;
+use crate::stats::Flow;
+use crate::timer::PeerDeadlines;
+use crate::{Direction, DisconnectReason, Framing, Interest, Limits, PeerId, Rate};
+use core::net::SocketAddr;
+
+/// Where a peer is in its life, as the application sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerState {
+    /// `connect` was called; waiting for the driver's report.
+    Connecting,
+    /// Established: sends are accepted.
+    Connected,
+    /// Going away gracefully: flushing what was accepted, no new sends.
+    Closing,
+}
+
+/// What the application can ask about a live peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The remote address.
+    pub addr: SocketAddr,
+    /// Who opened the connection.
+    pub direction: Direction,
+    /// Its state.
+    pub state: PeerState,
+    /// Its framing.
+    pub framing: Framing,
+    /// Its current limits.
+    pub limits: Limits,
+}
+
+/// The engine's internal life cycle (finer than [`PeerState`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Connecting,
+    Connected,
+    /// Flushing the queue before closing; the reason is `Local` (after `disconnect`) or `Remote`
+    /// (after the remote's EOF).
+    Draining(DisconnectReason),
+    /// Our FIN is sent after a local disconnect; reading until the remote's EOF.
+    HalfClosed,
+}
+
+/// Why a direction is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    None,
+    /// The peer's own bucket is empty; a timer wakes it.
+    Budget,
+    /// The global budget is contended; the next round wakes it.
+    Global,
+    /// The receive pool is exhausted; a free segment wakes it.
+    Pool,
+}
+
+/// Index of a direction in per-direction arrays.
+pub(crate) const UP: usize = 0;
+/// Index of a direction in per-direction arrays.
+pub(crate) const DOWN: usize = 1;
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) id: PeerId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) direction: Direction,
+    pub(crate) phase: Phase,
+    pub(crate) framing: Framing,
+    pub(crate) limits: Limits,
+    /// Upload and download buckets (`None`: unlimited), indexed by `UP` / `DOWN`.
+    pub(crate) buckets: [Option<Bucket>; 2],
+    pub(crate) shares: [Share; 2],
+    pub(crate) blocks: [Block; 2],
+    pub(crate) segment: Option<Segment>,
+    /// Unparsed bytes at the front of `segment`.
+    pub(crate) filled: usize,
+    pub(crate) decoder: Decoder,
+    pub(crate) queue: SendQueue,
+    /// A `QueueFull` was returned; emit `Writable` at the low-water mark.
+    pub(crate) notify_writable: bool,
+    /// The remote's EOF was seen.
+    pub(crate) eof: bool,
+    pub(crate) interest: Interest,
+    pub(crate) deadlines: PeerDeadlines,
+    pub(crate) received: Flow,
+    pub(crate) sent: Flow,
+    pub(crate) connected_at: Option<Nanos>,
+    pub(crate) last_activity: Nanos,
+    /// Bytes accepted by `send` and bytes the socket took, framing included.
+    pub(crate) accepted: u64,
+    pub(crate) written: u64,
+}
+
+impl Peer {
+    pub(crate) fn new(
+        id: PeerId,
+        addr: SocketAddr,
+        direction: Direction,
+        framing: Framing,
+        limits: Limits,
+        max_frame: usize,
+        now: Nanos,
+    ) -> Self {
+        let bucket = |rate: Option<Rate>| rate.map(|r| Bucket::new(r, now));
+        Peer {
+            id,
+            addr,
+            direction,
+            phase: if direction == Direction::Outbound { Phase::Connecting } else { Phase::Connected },
+            framing,
+            limits,
+            buckets: [bucket(limits.upload), bucket(limits.download)],
+            shares: [Share::default(); 2],
+            blocks: [Block::None; 2],
+            segment: None,
+            filled: 0,
+            decoder: Decoder::new(framing, max_frame),
+            queue: SendQueue::default(),
+            notify_writable: false,
+            eof: false,
+            interest: Interest::default(),
+            deadlines: PeerDeadlines::default(),
+            received: Flow::default(),
+            sent: Flow::default(),
+            connected_at: None,
+            last_activity: now,
+            accepted: 0,
+            written: 0,
+        }
+    }
+
+    pub(crate) fn state(&self) -> PeerState {
+        match self.phase {
+            Phase::Connecting => PeerState::Connecting,
+            Phase::Connected => PeerState::Connected,
+            Phase::Draining(_) | Phase::HalfClosed => PeerState::Closing,
+        }
+    }
+
+    /// Whether the application may still queue data.
+    pub(crate) fn accepts_sends(&self) -> bool {
+        matches!(self.phase, Phase::Connecting | Phase::Connected)
+    }
+
+    pub(crate) fn may_read(&self) -> bool {
+        !self.eof && !matches!(self.phase, Phase::Connecting)
+    }
+
+    pub(crate) fn may_write(&self) -> bool {
+        matches!(self.phase, Phase::Connected | Phase::Draining(_))
+    }
+
+    /// What the driver should poll for now.
+    pub(crate) fn desired_interest(&self) -> Interest {
+        Interest {
+            read: self.may_read() && self.blocks[DOWN] == Block::None,
+            write: self.may_write() && !self.queue.is_empty() && self.blocks[UP] == Block::None,
+        }
+    }
+
+    pub(crate) fn set_limits(&mut self, limits: Limits, now: Nanos) {
+        self.limits = limits;
+        for (dir, rate) in [(UP, limits.upload), (DOWN, limits.download)] {
+            match (rate, &mut self.buckets[dir]) {
+                (Some(rate), Some(bucket)) => bucket.set_rate(rate, now),
+                (Some(rate), slot @ None) => *slot = Some(Bucket::new(rate, now)),
+                (None, slot) => *slot = None,
+            }
+        }
+    }
+
+    /// Memory this peer holds beyond its own struct (queue ring, spill buffer; pool segments are
+    /// counted by the pool).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.queue.ring_bytes() + self.decoder.spilled_bytes()
+    }
+}

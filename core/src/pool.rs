@@ -1,0 +1,234 @@
+//! The receive-buffer pool: segments allocated up front, lent to peers for reads.
+//!
+//! Received data leaves a segment as `Bytes` that share its memory (no copy). A segment whose
+//! usable tail has shrunk is retired to the reclaim queue; once the application has dropped every
+//! `Bytes` cut from it, it is reclaimed in place (no allocation) and lent again. So the pool never
+//! grows: when every segment is lent or still referenced, reading pauses (back-pressure) until
+//! memory comes back.
+
+use bytes::BytesMut;
+use std::collections::VecDeque;
+
+/// How many retired segments one `take` examines before giving up (bounded work per call).
+const RECLAIM_TRIES: usize = 4;
+
+/// A segment as lent to a peer: `len()` is the usable, initialised room.
+pub(crate) type Segment = BytesMut;
+
+/// Counts describing the pool, for queries and invariant checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolUsage {
+    /// Size of one segment in bytes.
+    pub segment_size: usize,
+    /// Segments allocated up front.
+    pub total: usize,
+    /// Segments ready to lend.
+    pub free: usize,
+    /// Segments lent to peers for reading or holding a partial message.
+    pub lent: usize,
+    /// Segments waiting for the application to drop data that still points into them.
+    pub reclaiming: usize,
+}
+
+impl PoolUsage {
+    /// Bytes of pool memory not ready to lend (lent or still referenced by received data).
+    pub fn bytes_in_use(&self) -> usize {
+        (self.lent + self.reclaiming) * self.segment_size
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Pool {
+    segment_size: usize,
+    min_room: usize,
+    total: usize,
+    free: Vec<Segment>,
+    reclaiming: VecDeque<Segment>,
+    lent: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(segment_size: usize, count: usize) -> Self {
+        let free = (0..count).map(|_| BytesMut::zeroed(segment_size)).collect();
+        Pool {
+            segment_size,
+            min_room: min_room(segment_size),
+            total: count,
+            free,
+            reclaiming: VecDeque::with_capacity(count),
+            lent: 0,
+        }
+    }
+
+    pub(crate) fn segment_size(&self) -> usize {
+        self.segment_size
+    }
+
+    /// The least room worth reading into; a segment with less is retired.
+    pub(crate) fn min_room(&self) -> usize {
+        self.min_room
+    }
+
+    /// Lends a segment with at least `room` usable bytes (`room` is capped at the segment size).
+    pub(crate) fn take(&mut self, room: usize) -> Option<Segment> {
+        let room = room.clamp(1, self.segment_size);
+        while let Some(segment) = self.free.pop() {
+            if segment.len() >= room {
+                self.lent += 1;
+                return Some(segment);
+            }
+            self.retire(segment);
+        }
+        for _ in 0..RECLAIM_TRIES.min(self.reclaiming.len()) {
+            let mut segment = self.reclaiming.pop_front()?;
+            if segment.try_reclaim(self.segment_size) {
+                segment.resize(self.segment_size, 0);
+                self.lent += 1;
+                return Some(segment);
+            }
+            self.reclaiming.push_back(segment);
+        }
+        None
+    }
+
+    /// Takes back a lent segment. Its `len()` must be the room left (data handed on already split
+    /// off). A segment with too little room is retired for reclaiming.
+    pub(crate) fn give_back(&mut self, segment: Segment) {
+        debug_assert!(self.lent > 0, "give_back without take");
+        self.lent = self.lent.saturating_sub(1);
+        if segment.len() >= self.min_room {
+            self.free.push(segment);
+        } else {
+            self.retire(segment);
+        }
+    }
+
+    fn retire(&mut self, mut segment: Segment) {
+        segment.clear();
+        self.reclaiming.push_back(segment);
+    }
+
+    pub(crate) fn usage(&self) -> PoolUsage {
+        PoolUsage {
+            segment_size: self.segment_size,
+            total: self.total,
+            free: self.free.len(),
+            lent: self.lent,
+            reclaiming: self.reclaiming.len(),
+        }
+    }
+
+    /// Whether a `take` could succeed without waiting for the application.
+    pub(crate) fn has_free(&self) -> bool {
+        !self.free.is_empty()
+    }
+}
+
+fn min_room(segment_size: usize) -> usize {
+    (segment_size / 4).min(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn conserved(pool: &Pool) -> bool {
+        let u = pool.usage();
+        u.free + u.lent + u.reclaiming == u.total
+    }
+
+    #[test]
+    fn a_segment_comes_back_once_the_application_drops_its_data() {
+        let mut pool = Pool::new(1024, 1);
+        let mut seg = pool.take(1).unwrap();
+        let held: Bytes = seg.split_to(1000).freeze();
+        pool.give_back(seg);
+        assert!(pool.take(1).is_none(), "all memory is still referenced");
+        drop(held);
+        let seg = pool.take(1).expect("reclaimed in place");
+        assert_eq!(seg.len(), 1024);
+        assert!(conserved(&pool));
+    }
+
+    #[test]
+    fn exhaustion_answers_none_rather_than_allocating() {
+        let mut pool = Pool::new(512, 2);
+        let a = pool.take(512).unwrap();
+        let b = pool.take(512).unwrap();
+        assert!(pool.take(1).is_none());
+        assert_eq!(pool.usage().bytes_in_use(), 1024);
+        pool.give_back(a);
+        pool.give_back(b);
+        assert_eq!(pool.usage().free, 2);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Take(usize),
+        Cut(usize, usize),
+        GiveBack(usize),
+        DropHeld(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1usize..2048).prop_map(Op::Take),
+            (0usize..8, 0usize..2048).prop_map(|(i, n)| Op::Cut(i, n)),
+            (0usize..8).prop_map(Op::GiveBack),
+            (0usize..64).prop_map(Op::DropHeld),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever lending, cutting, returning and dropping happens, every segment is exactly one
+        /// of free, lent or reclaiming, and the pool never lends more than it has.
+        #[test]
+        fn pool_segments_are_conserved(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut pool = Pool::new(1024, 4);
+            let mut lent: Vec<Segment> = Vec::new();
+            let mut held: Vec<Bytes> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Take(room) => {
+                        if let Some(seg) = pool.take(room) {
+                            prop_assert!(seg.len() >= room.min(1024));
+                            lent.push(seg);
+                        }
+                    }
+                    Op::Cut(i, n) => {
+                        if let Some(seg) = lent.get_mut(i) {
+                            let n = n.min(seg.len());
+                            held.push(seg.split_to(n).freeze());
+                        }
+                    }
+                    Op::GiveBack(i) => {
+                        if i < lent.len() {
+                            pool.give_back(lent.swap_remove(i));
+                        }
+                    }
+                    Op::DropHeld(i) => {
+                        if i < held.len() {
+                            held.swap_remove(i);
+                        }
+                    }
+                }
+                prop_assert!(conserved(&pool));
+                prop_assert_eq!(pool.usage().lent, lent.len());
+            }
+            for seg in lent.drain(..) {
+                pool.give_back(seg);
+            }
+            held.clear();
+            // With nothing referenced, every segment can be lent again.
+            let mut again = Vec::new();
+            while let Some(seg) = pool.take(1) {
+                again.push(seg);
+            }
+            prop_assert_eq!(again.len(), 4);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Deadlines for peers, in one heap with lazy deletion.
+//!
+//! Entries are never removed early: each peer remembers the deadline it currently wants per kind,
+//! and an entry that no longer matches is discarded when it surfaces. So arming and re-arming is
+//! O(log n) without searching, and the heap's memory is reused in steady state.
+
+use crate::clock::Nanos;
+use crate::PeerId;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum TimerKind {
+    /// The outbound connect must complete.
+    Connect,
+    /// Check whether the peer has been idle too long.
+    Idle,
+    /// A graceful close must complete.
+    Linger,
+    /// The peer's download budget returns.
+    ReadBudget,
+    /// The peer's upload budget returns.
+    WriteBudget,
+}
+
+impl TimerKind {
+    pub(crate) const COUNT: usize = 5;
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    at: Nanos,
+    peer: PeerId,
+    kind: TimerKind,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<Entry>>,
+}
+
+impl Timers {
+    pub(crate) fn push(&mut self, at: Nanos, peer: PeerId, kind: TimerKind) {
+        self.heap.push(Reverse(Entry { at, peer, kind }));
+    }
+
+    /// The earliest entry's deadline (possibly stale: waking for it is harmless).
+    pub(crate) fn next(&self) -> Option<Nanos> {
+        self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
+    /// Removes and returns one entry due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Nanos) -> Option<(PeerId, TimerKind, Nanos)> {
+        match self.heap.peek() {
+            Some(Reverse(e)) if e.at <= now => {
+                let Reverse(e) = self.heap.pop()?;
+                Some((e.peer, e.kind, e.at))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The deadlines one peer currently wants, by kind (`None`: not armed).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PeerDeadlines([Option<Nanos>; TimerKind::COUNT]);
+
+impl PeerDeadlines {
+    pub(crate) fn get(&self, kind: TimerKind) -> Option<Nanos> {
+        self.0[kind.index()]
+    }
+
+    pub(crate) fn set(&mut self, kind: TimerKind, at: Option<Nanos>) {
+        self.0[kind.index()] = at;
+    }
+}

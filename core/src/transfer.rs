@@ -1,0 +1,280 @@
+//! The read and write paths: budgets, segments, framing and accounting around one socket call.
+
+use crate::clock::Nanos;
+use crate::engine::{lookup, Engine};
+use crate::frame::{min_tail, FrameTooLarge};
+use crate::peer::{Block, Phase, DOWN, UP};
+use crate::queue::MAX_SLICES;
+use crate::timer::TimerKind;
+use crate::{DisconnectReason, Event, PeerId, Transfer};
+use std::io::{self, IoSlice};
+use std::time::Instant;
+
+/// How long a peer waits before retrying an exhausted pool (memory returns when the application
+/// drops received data, which the engine cannot observe).
+const POOL_RETRY: Nanos = 2_000_000;
+
+impl Engine {
+    /// The read path. The engine lends `read` a slice of a pooled segment, sized by the download
+    /// budget; `read` fills a prefix of it (one non-blocking socket read) and returns the count,
+    /// `Ok(0)` meaning EOF. Received messages are queued as [`Event::Received`].
+    ///
+    /// Call it while the peer's [`Interest`](crate::Interest) has `read` and it returns
+    /// [`Transfer::Moved`]; it returns `WouldBlock` when the socket does, `Paused` when the engine
+    /// does not want to read now (budget, pool, state) and `Closed` when the peer is gone or will
+    /// read no more.
+    pub fn read_from<F>(&mut self, peer: PeerId, now: Instant, read: F) -> Transfer
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
+        let now = self.clock.observe(now);
+        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        if !p.may_read() {
+            return if p.phase == Phase::Connecting { Transfer::Paused } else { Transfer::Closed };
+        }
+        if p.blocks[DOWN] != Block::None {
+            return Transfer::Paused;
+        }
+        let Some(budget) = self.budget(peer, DOWN, self.pool.segment_size() as u64, now) else {
+            return Transfer::Paused;
+        };
+        let budget = budget as usize;
+        if !self.make_room(peer, budget, now) {
+            return Transfer::Paused;
+        }
+        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        let start = p.filled;
+        let Some(segment) = p.segment.as_mut() else { return Transfer::Paused };
+        let end = segment.len().min(start + budget);
+        match read(&mut segment[start..end]) {
+            Ok(0) => {
+                self.on_eof(peer, now);
+                Transfer::Closed
+            }
+            Ok(n) => {
+                let n = n.min(end - start);
+                self.on_read(peer, n, now);
+                if self.peer_ref(peer).is_some() {
+                    Transfer::Moved(n)
+                } else {
+                    Transfer::Closed
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.release_idle_segment(peer);
+                Transfer::WouldBlock
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Transfer::Moved(0),
+            Err(e) => {
+                self.close(peer, DisconnectReason::Io(e.kind()), now);
+                Transfer::Closed
+            }
+        }
+    }
+
+    /// The write path. The engine hands `write` the front of the peer's queue as slices, at most
+    /// what the upload budget allows; `write` makes one non-blocking (vectored) socket write and
+    /// returns how many bytes the socket took.
+    ///
+    /// Call it while the peer's [`Interest`](crate::Interest) has `write` and it returns
+    /// [`Transfer::Moved`].
+    pub fn write_to<F>(&mut self, peer: PeerId, now: Instant, write: F) -> Transfer
+    where
+        F: FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
+    {
+        let now = self.clock.observe(now);
+        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        if !p.may_write() {
+            return if p.phase == Phase::Connecting { Transfer::Paused } else { Transfer::Closed };
+        }
+        if p.queue.is_empty() || p.blocks[UP] != Block::None {
+            return Transfer::Paused;
+        }
+        let want = p.queue.queued();
+        let Some(budget) = self.budget(peer, UP, want, now) else { return Transfer::Paused };
+        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        let result = {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+            let count = p.queue.slices(budget, &mut slices);
+            let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+            write(&slices[..count]).map(|n| n.min(offered))
+        };
+        match result {
+            Ok(0) => {
+                self.close(peer, DisconnectReason::Io(io::ErrorKind::WriteZero), now);
+                Transfer::Closed
+            }
+            Ok(n) => {
+                self.on_written(peer, n, now);
+                Transfer::Moved(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Transfer::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Transfer::Moved(0),
+            Err(e) => {
+                self.close(peer, DisconnectReason::Io(e.kind()), now);
+                Transfer::Closed
+            }
+        }
+    }
+
+    /// How many bytes `peer` may move in direction `dir` now, at most `want`. `None` pauses the
+    /// direction (and arranges the wake-up).
+    fn budget(&mut self, peer: PeerId, dir: usize, want: u64, now: Nanos) -> Option<u64> {
+        let p = lookup(&mut self.peers, peer)?;
+        let mut budget = want;
+        if let Some(bucket) = &mut p.buckets[dir] {
+            let available = bucket.available(now);
+            if available == 0 {
+                let at = bucket.ready_at(bucket.wake_amount(), now);
+                p.blocks[dir] = Block::Budget;
+                let kind = if dir == UP { TimerKind::WriteBudget } else { TimerKind::ReadBudget };
+                self.arm(peer, kind, at);
+                self.update_interest(peer);
+                return None;
+            }
+            budget = budget.min(available);
+        }
+        let granted = self.global[dir].grant(&p.shares[dir], budget, now);
+        if granted == 0 {
+            p.blocks[dir] = Block::Global;
+            let share = &mut p.shares[dir];
+            self.global[dir].park(peer, share, now);
+            self.update_interest(peer);
+            return None;
+        }
+        Some(granted)
+    }
+
+    /// Charges `n` moved bytes to the peer's and the global budget.
+    fn charge(&mut self, peer: PeerId, dir: usize, n: u64, now: Nanos) {
+        let Some(p) = lookup(&mut self.peers, peer) else { return };
+        if let Some(bucket) = &mut p.buckets[dir] {
+            bucket.take(n, now);
+        }
+        self.global[dir].consume(&mut p.shares[dir], n, now);
+    }
+
+    /// Ensures the peer holds a segment with room to read. False: the pool is exhausted and the
+    /// peer now waits for it.
+    fn make_room(&mut self, peer: PeerId, budget: usize, now: Nanos) -> bool {
+        let segment_size = self.pool.segment_size();
+        let min_room = self.pool.min_room().min(budget.max(1));
+        let Some(p) = self.peer_mut(peer) else { return false };
+        let filled = p.filled;
+        let room = p.segment.as_ref().map_or(0, |s| s.len() - filled);
+        if room >= min_room {
+            return true;
+        }
+        // Out of room. Either move the partial message to a fresh segment, or, when it could not
+        // leave a useful tail there, spill it out of the pool.
+        let mut old = p.segment.take();
+        if let Some(segment) = old.as_mut() {
+            if filled + min_tail(segment_size) > segment_size {
+                p.decoder.spill(segment, &mut p.filled);
+            }
+        }
+        let carry = p.filled;
+        let Some(mut fresh) = self.pool.take(carry + min_room) else {
+            if let Some(p) = self.peer_mut(peer) {
+                p.segment = old;
+            }
+            self.wait_for_pool(peer, now);
+            return false;
+        };
+        if let Some(mut old) = old {
+            fresh[..carry].copy_from_slice(&old[..carry]);
+            bytes::Buf::advance(&mut old, carry);
+            self.return_segment(old);
+        }
+        if let Some(p) = self.peer_mut(peer) {
+            p.segment = Some(fresh);
+        }
+        true
+    }
+
+    fn wait_for_pool(&mut self, peer: PeerId, now: Nanos) {
+        let Some(p) = self.peer_mut(peer) else { return };
+        p.blocks[DOWN] = Block::Pool;
+        self.pool_waiters.push_back(peer);
+        if self.pool_retry_at.is_none() {
+            self.pool_retry_at = Some(now.saturating_add(POOL_RETRY));
+        }
+        self.update_interest(peer);
+    }
+
+    /// Returns the peer's segment when it holds no partial message (an idle peer holds none).
+    fn release_idle_segment(&mut self, peer: PeerId) {
+        let Some(p) = self.peer_mut(peer) else { return };
+        if p.filled == 0 {
+            if let Some(segment) = p.segment.take() {
+                self.return_segment(segment);
+            }
+        }
+    }
+
+    fn on_read(&mut self, peer: PeerId, n: usize, now: Nanos) {
+        self.charge(peer, DOWN, n as u64, now);
+        let segment_size = self.pool.segment_size();
+        let events = &mut self.events;
+        let Some(p) = lookup(&mut self.peers, peer) else { return };
+        p.filled += n;
+        p.last_activity = now;
+        let mut messages = 0;
+        let decoded = match p.segment.as_mut() {
+            Some(segment) => p.decoder.decode(segment, &mut p.filled, segment_size, &mut |data| {
+                messages += 1;
+                events.push_back(Event::Received { peer, data });
+            }),
+            None => Ok(()),
+        };
+        p.received.record(now, n as u64, messages);
+        self.totals.received.record(now, n as u64, messages);
+        self.totals.first_activity.get_or_insert(now);
+        if let Err(FrameTooLarge { len }) = decoded {
+            let max = self.config.max_frame_size as u64;
+            self.close(peer, DisconnectReason::FrameTooLarge { len, max }, now);
+        }
+    }
+
+    fn on_eof(&mut self, peer: PeerId, now: Nanos) {
+        let Some(p) = self.peer_mut(peer) else { return };
+        p.eof = true;
+        if let Some(segment) = p.segment.take() {
+            // A partial message at EOF is dropped with the connection's receive state.
+            self.return_segment(segment);
+        }
+        let Some(p) = self.peer_mut(peer) else { return };
+        p.filled = 0;
+        match p.phase {
+            Phase::Connecting => {}
+            Phase::Connected => self.begin_drain(peer, DisconnectReason::Remote, now),
+            Phase::Draining(_) => self.after_drain_progress(peer, now),
+            Phase::HalfClosed => self.close(peer, DisconnectReason::Local, now),
+        }
+        self.update_interest(peer);
+    }
+
+    fn on_written(&mut self, peer: PeerId, n: usize, now: Nanos) {
+        self.charge(peer, UP, n as u64, now);
+        let low = self.config.send_queue_low_water as u64;
+        let Some(p) = self.peer_mut(peer) else { return };
+        let completed = p.queue.advance(n);
+        p.written += n as u64;
+        p.last_activity = now;
+        p.sent.record(now, n as u64, completed);
+        let writable = p.notify_writable && p.queue.queued() <= low;
+        if writable {
+            p.notify_writable = false;
+        }
+        self.totals.written += n as u64;
+        self.totals.sent.record(now, n as u64, completed);
+        self.totals.first_activity.get_or_insert(now);
+        self.events.push_back(Event::Sent { peer, bytes: n });
+        if writable {
+            self.events.push_back(Event::Writable { peer });
+        }
+        self.after_drain_progress(peer, now);
+        self.update_interest(peer);
+    }
+}
