@@ -22,7 +22,10 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn new() -> Self {
-        Clock { epoch: None, latest: 0 }
+        Clock {
+            epoch: None,
+            latest: 0,
+        }
     }
 
     /// Records `now` and returns it as monotonic nanoseconds.
@@ -67,6 +70,9 @@ mod tests {
         let mut clock = Clock::new();
         assert_eq!(clock.instant(0), None);
         clock.observe(base);
-        assert_eq!(clock.instant(1_500), Some(base + Duration::from_nanos(1_500)));
+        assert_eq!(
+            clock.instant(1_500),
+            Some(base + Duration::from_nanos(1_500))
+        );
     }
 }

@@ -46,12 +46,18 @@ impl Rate {
     /// sending).
     pub fn per_second(bytes_per_sec: u64) -> Rate {
         let bytes_per_sec = bytes_per_sec.max(1);
-        Rate { bytes_per_sec, burst: (bytes_per_sec / 20).max(Self::MIN_DEFAULT_BURST) }
+        Rate {
+            bytes_per_sec,
+            burst: (bytes_per_sec / 20).max(Self::MIN_DEFAULT_BURST),
+        }
     }
 
     /// The same rate with another burst (at least 1 byte).
     pub fn with_burst(self, burst: u64) -> Rate {
-        Rate { burst: burst.max(1), ..self }
+        Rate {
+            burst: burst.max(1),
+            ..self
+        }
     }
 
     /// Sustained rate, bytes per second.
@@ -83,16 +89,25 @@ pub struct Limits {
 
 impl Limits {
     /// No limit in either direction.
-    pub const UNLIMITED: Limits = Limits { upload: None, download: None };
+    pub const UNLIMITED: Limits = Limits {
+        upload: None,
+        download: None,
+    };
 
     /// Only an upload limit.
     pub fn upload(rate: Rate) -> Limits {
-        Limits { upload: Some(rate), download: None }
+        Limits {
+            upload: Some(rate),
+            download: None,
+        }
     }
 
     /// Only a download limit.
     pub fn download(rate: Rate) -> Limits {
-        Limits { upload: None, download: Some(rate) }
+        Limits {
+            upload: None,
+            download: Some(rate),
+        }
     }
 }
 
@@ -205,7 +220,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "max_frame_size {n} does not fit a 4-byte length prefix")
             }
             ConfigError::SegmentTooSmall(n) => {
-                write!(f, "segment_size {n} is below the minimum of {MIN_SEGMENT_SIZE}")
+                write!(
+                    f,
+                    "segment_size {n} is below the minimum of {MIN_SEGMENT_SIZE}"
+                )
             }
             ConfigError::PoolTooLarge => f.write_str("segment_size x pool_segments is too large"),
         }
@@ -263,7 +281,10 @@ mod tests {
 
     #[test]
     fn each_invalid_field_is_named_in_the_error() {
-        let zero_peers = Config { max_peers: 0, ..Config::default() };
+        let zero_peers = Config {
+            max_peers: 0,
+            ..Config::default()
+        };
         assert_eq!(zero_peers.validate(), Err(ConfigError::Zero("max_peers")));
         let marks = Config {
             send_queue_low_water: 10,
@@ -274,9 +295,15 @@ mod tests {
             marks.validate(),
             Err(ConfigError::LowWaterAboveHighWater { low: 10, high: 5 })
         );
-        let tiny = Config { segment_size: 16, ..Config::default() };
+        let tiny = Config {
+            segment_size: 16,
+            ..Config::default()
+        };
         assert_eq!(tiny.validate(), Err(ConfigError::SegmentTooSmall(16)));
-        let huge = Config { segment_size: usize::MAX, ..Config::default() };
+        let huge = Config {
+            segment_size: usize::MAX,
+            ..Config::default()
+        };
         assert_eq!(huge.validate(), Err(ConfigError::PoolTooLarge));
     }
 

@@ -9,8 +9,8 @@ use crate::queue::SendQueue;
 use crate::stats::Flow;
 use crate::timer::{TimerKind, Timers};
 use crate::{
-    Config, ConfigError, ConnectFailure, Direction, DisconnectReason, Event, Framing, Io,
-    Limits, ListenerId, PeerId,
+    Config, ConfigError, ConnectFailure, Direction, DisconnectReason, Event, Framing, Io, Limits,
+    ListenerId, PeerId,
 };
 use bytes::Bytes;
 use core::net::{IpAddr, SocketAddr};
@@ -179,8 +179,16 @@ impl Engine {
         }
         let serial = self.serial();
         let entry = self.listeners.vacant_entry();
-        let id = ListenerId { index: slot_index(entry.key()), serial };
-        entry.insert(Listener { id, addr, framing, bound: false });
+        let id = ListenerId {
+            index: slot_index(entry.key()),
+            serial,
+        };
+        entry.insert(Listener {
+            id,
+            addr,
+            framing,
+            bound: false,
+        });
         self.io.push_back(Io::Listen { listener: id, addr });
         Ok(id)
     }
@@ -255,7 +263,10 @@ impl Engine {
         match p.framing {
             Framing::Raw => {}
             _ if data.len() > max => {
-                return Err(SendError::FrameTooLarge { len: data.len() as u64, max: max as u64 })
+                return Err(SendError::FrameTooLarge {
+                    len: data.len() as u64,
+                    max: max as u64,
+                })
             }
             Framing::Delimited(d) if data.contains(&d) => {
                 return Err(SendError::DelimiterInPayload)
@@ -266,7 +277,10 @@ impl Engine {
         let queued = p.queue.queued();
         if queued > 0 && queued + len > high {
             p.notify_writable = true;
-            return Err(SendError::QueueFull { queued, limit: high });
+            return Err(SendError::QueueFull {
+                queued,
+                limit: high,
+            });
         }
         p.queue.push(p.framing, data);
         p.accepted += len;
@@ -280,12 +294,13 @@ impl Engine {
 
     /// Closes gracefully: no new sends, everything queued is written, our side is shut down, and
     /// the peer is closed when the remote closes too (or `Config::linger_timeout` passes). A peer
-    /// still connecting is abandoned with `ConnectFailed { reason: Aborted }`.
+    /// still connecting closes the same way once connected (what was queued is delivered); use
+    /// [`abort`](Self::abort) to abandon a connect.
     pub fn disconnect(&mut self, peer: PeerId, now: Instant) -> Result<(), UnknownId> {
         let now = self.clock.observe(now);
         let p = self.peer_mut(peer).ok_or(UnknownId)?;
         match p.phase {
-            Phase::Connecting => self.close(peer, DisconnectReason::Aborted, now),
+            Phase::Connecting => p.close_when_connected = true,
             Phase::Connected => self.begin_drain(peer, DisconnectReason::Local, now),
             Phase::Draining(_) | Phase::HalfClosed => {}
         }
@@ -301,7 +316,12 @@ impl Engine {
     }
 
     /// Changes one peer's upload and download limits from `now` on.
-    pub fn set_limits(&mut self, peer: PeerId, limits: Limits, now: Instant) -> Result<(), UnknownId> {
+    pub fn set_limits(
+        &mut self,
+        peer: PeerId,
+        limits: Limits,
+        now: Instant,
+    ) -> Result<(), UnknownId> {
         let now = self.clock.observe(now);
         let p = self.peer_mut(peer).ok_or(UnknownId)?;
         p.set_limits(limits, now);
@@ -349,8 +369,8 @@ impl Engine {
         for &peer in &ids {
             match self.peer_ref(peer).map(|p| p.phase) {
                 Some(Phase::Connecting) => self.close(peer, DisconnectReason::Shutdown, now),
+                Some(Phase::Draining(_) | Phase::HalfClosed) | None => {}
                 Some(Phase::Connected) => self.begin_drain(peer, DisconnectReason::Local, now),
-                _ => {}
             }
         }
         ids.clear();
@@ -375,7 +395,10 @@ impl Engine {
     ) -> PeerId {
         let serial = self.serial();
         let entry = self.peers.vacant_entry();
-        let id = PeerId { index: slot_index(entry.key()), serial };
+        let id = PeerId {
+            index: slot_index(entry.key()),
+            serial,
+        };
         let peer = Peer::new(
             id,
             addr,
@@ -418,7 +441,10 @@ impl Engine {
         let want = p.desired_interest();
         if want != p.interest && p.phase != Phase::Connecting {
             p.interest = want;
-            self.io.push_back(Io::Interest { peer, interest: want });
+            self.io.push_back(Io::Interest {
+                peer,
+                interest: want,
+            });
         }
     }
 
@@ -434,7 +460,9 @@ impl Engine {
     /// If a draining peer's queue is empty, move it on.
     pub(crate) fn after_drain_progress(&mut self, peer: PeerId, now: Nanos) {
         let Some(p) = self.peer_mut(peer) else { return };
-        let Phase::Draining(reason) = p.phase else { return };
+        let Phase::Draining(reason) = p.phase else {
+            return;
+        };
         if !p.queue.is_empty() {
             self.update_interest(peer);
             return;
@@ -479,9 +507,18 @@ impl Engine {
                 }
                 _ => ConnectFailure::Aborted,
             };
-            self.events.push_back(Event::ConnectFailed { peer, addr: p.addr, reason });
+            self.events.push_back(Event::ConnectFailed {
+                peer,
+                addr: p.addr,
+                reason,
+                unsent,
+            });
         } else {
-            self.events.push_back(Event::Disconnected { peer, reason, unsent });
+            self.events.push_back(Event::Disconnected {
+                peer,
+                reason,
+                unsent,
+            });
         }
         self.io.push_back(Io::Close { peer });
         self.check_shutdown_complete();

@@ -163,6 +163,8 @@ pub enum Event {
         addr: SocketAddr,
         /// Why.
         reason: ConnectFailure,
+        /// Bytes queued by `send` while connecting, never written.
+        unsent: u64,
     },
     /// Data arrived: one message in a framed mode, one chunk in `Raw` mode.
     Received {

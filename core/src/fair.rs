@@ -42,7 +42,11 @@ pub(crate) struct Round {
 impl Round {
     /// Makes `share` a member of this round.
     pub(crate) fn admit(&self, share: &mut Share) {
-        *share = Share { round: self.round, left: self.share, parked: false };
+        *share = Share {
+            round: self.round,
+            left: self.share,
+            parked: false,
+        };
     }
 }
 
@@ -81,7 +85,9 @@ impl SharedBudget {
 
     /// How much of `want` this peer may use now (0: the caller must `park` it).
     pub(crate) fn grant(&mut self, share: &Share, want: u64, now: Nanos) -> u64 {
-        let Some(bucket) = &mut self.bucket else { return want };
+        let Some(bucket) = &mut self.bucket else {
+            return want;
+        };
         let available = bucket.available(now);
         if !self.contended {
             return want.min(available);
@@ -95,7 +101,9 @@ impl SharedBudget {
 
     /// Records that the peer used `n` bytes of what it was granted.
     pub(crate) fn consume(&mut self, share: &mut Share, n: u64, now: Nanos) {
-        let Some(bucket) = &mut self.bucket else { return };
+        let Some(bucket) = &mut self.bucket else {
+            return;
+        };
         bucket.take(n, now);
         if self.contended && share.round == self.round {
             share.left = share.left.saturating_sub(n);
@@ -156,7 +164,11 @@ impl SharedBudget {
         self.round += 1;
         let share = (available / members.len() as u64).max(1);
         self.wake_at = None;
-        Some(Round { members, round: self.round, share })
+        Some(Round {
+            members,
+            round: self.round,
+            share,
+        })
     }
 
     /// Called after a round's members were admitted: if anyone parked meanwhile, schedule the
@@ -183,7 +195,10 @@ mod tests {
     const MS: Nanos = 1_000_000;
 
     fn id(i: u32) -> PeerId {
-        PeerId { index: i, serial: u64::from(i) }
+        PeerId {
+            index: i,
+            serial: u64::from(i),
+        }
     }
 
     /// Drives `n` always-hungry peers against one shared budget, serving them in the order the

@@ -37,7 +37,12 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     pub(crate) fn new(framing: Framing, max: usize) -> Self {
-        Decoder { framing, max, scanned: 0, spill: None }
+        Decoder {
+            framing,
+            max,
+            scanned: 0,
+            spill: None,
+        }
     }
 
     /// Bytes held in the spill buffer (for memory accounting).
@@ -109,7 +114,10 @@ impl Decoder {
             }
             segment.advance(LENGTH_PREFIX);
             *filled -= LENGTH_PREFIX;
-            self.spill = Some(Spill { buf: BytesMut::with_capacity(len), need: len });
+            self.spill = Some(Spill {
+                buf: BytesMut::with_capacity(len),
+                need: len,
+            });
         }
     }
 
@@ -121,12 +129,16 @@ impl Decoder {
         out: &mut impl FnMut(Bytes),
     ) -> Result<(), FrameTooLarge> {
         loop {
-            let found = segment[self.scanned..*filled].iter().position(|&b| b == delimiter);
+            let found = segment[self.scanned..*filled]
+                .iter()
+                .position(|&b| b == delimiter);
             let Some(offset) = found else {
                 self.scanned = *filled;
                 let spilled = self.spill.as_ref().map_or(0, |s| s.buf.len());
                 if spilled + *filled > self.max {
-                    return Err(FrameTooLarge { len: (spilled + *filled) as u64 });
+                    return Err(FrameTooLarge {
+                        len: (spilled + *filled) as u64,
+                    });
                 }
                 return Ok(());
             };
@@ -143,7 +155,9 @@ impl Decoder {
             segment.advance(1);
             *filled -= end + 1;
             if message.len() > self.max {
-                return Err(FrameTooLarge { len: message.len() as u64 });
+                return Err(FrameTooLarge {
+                    len: message.len() as u64,
+                });
             }
             out(message);
         }
@@ -165,7 +179,10 @@ impl Decoder {
                 let mut buf = BytesMut::with_capacity(len);
                 let payload = &data[LENGTH_PREFIX..];
                 buf.extend_from_slice(payload);
-                self.spill = Some(Spill { buf, need: len.saturating_sub(payload.len()) });
+                self.spill = Some(Spill {
+                    buf,
+                    need: len.saturating_sub(payload.len()),
+                });
             }
             (None, _) => {
                 let mut buf = BytesMut::with_capacity(data.len() * 2);
@@ -225,7 +242,11 @@ mod tests {
             }
             segment[filled] = *byte;
             filled += 1;
-            decoder.decode(&mut segment, &mut filled, segment_size, &mut |m| out.push(m)).unwrap();
+            decoder
+                .decode(&mut segment, &mut filled, segment_size, &mut |m| {
+                    out.push(m)
+                })
+                .unwrap();
             if segment.is_empty() {
                 segment = BytesMut::zeroed(segment_size);
             }

@@ -13,7 +13,11 @@ impl Engine {
     /// The driver bound a listener; `addr` is the real bound address.
     pub fn handle_listening(&mut self, listener: ListenerId, addr: SocketAddr, now: Instant) {
         self.clock.observe(now);
-        if let Some(l) = self.listeners.get_mut(listener.slot()).filter(|l| l.id == listener) {
+        if let Some(l) = self
+            .listeners
+            .get_mut(listener.slot())
+            .filter(|l| l.id == listener)
+        {
             if !l.bound {
                 l.bound = true;
                 l.addr = addr;
@@ -23,12 +27,21 @@ impl Engine {
     }
 
     /// The driver could not bind (or lost) a listener; the listener is removed.
-    pub fn handle_listen_failed(&mut self, listener: ListenerId, error: io::ErrorKind, now: Instant) {
+    pub fn handle_listen_failed(
+        &mut self,
+        listener: ListenerId,
+        error: io::ErrorKind,
+        now: Instant,
+    ) {
         self.clock.observe(now);
         if let Some(l) = self.listener(listener) {
             let addr = l.addr;
             self.listeners.remove(listener.slot());
-            self.events.push_back(Event::ListenFailed { listener, addr, error });
+            self.events.push_back(Event::ListenFailed {
+                listener,
+                addr,
+                error,
+            });
         }
     }
 
@@ -58,11 +71,17 @@ impl Engine {
         if let Some(reason) = refusal {
             self.totals.refused += 1;
             if reason != Refusal::UnknownListener {
-                self.events.push_back(Event::Refused { listener, addr: remote, reason });
+                self.events.push_back(Event::Refused {
+                    listener,
+                    addr: remote,
+                    reason,
+                });
             }
             return Err(reason);
         }
-        let framing = self.listener(listener).map_or(self.config.framing, |l| l.framing);
+        let framing = self
+            .listener(listener)
+            .map_or(self.config.framing, |l| l.framing);
         let peer = self.insert_peer(remote, Direction::Inbound, framing, now);
         *self.per_ip.entry(remote.ip()).or_insert(0) += 1;
         self.totals.inbound += 1;
@@ -79,9 +98,13 @@ impl Engine {
         }
         p.phase = Phase::Connected;
         p.deadlines.set(TimerKind::Connect, None);
+        let drain = p.close_when_connected;
         self.pending_connects = self.pending_connects.saturating_sub(1);
         self.totals.outbound += 1;
         self.on_established(peer, Direction::Outbound, now);
+        if drain {
+            self.begin_drain(peer, DisconnectReason::Local, now);
+        }
     }
 
     fn on_established(&mut self, peer: PeerId, direction: Direction, now: Nanos) {
@@ -90,7 +113,11 @@ impl Engine {
         p.connected_at = Some(now);
         p.last_activity = now;
         let addr = p.addr;
-        self.events.push_back(Event::Connected { peer, addr, direction });
+        self.events.push_back(Event::Connected {
+            peer,
+            addr,
+            direction,
+        });
         if let Some(idle) = idle {
             self.arm(peer, TimerKind::Idle, now.saturating_add(idle));
         }
@@ -100,7 +127,10 @@ impl Engine {
     /// An outbound connect failed. Ignored unless the peer is still connecting.
     pub fn handle_connect_failed(&mut self, peer: PeerId, error: io::ErrorKind, now: Instant) {
         let now = self.clock.observe(now);
-        if self.peer_ref(peer).is_some_and(|p| p.phase == Phase::Connecting) {
+        if self
+            .peer_ref(peer)
+            .is_some_and(|p| p.phase == Phase::Connecting)
+        {
             self.close(peer, DisconnectReason::Io(error), now);
         }
     }
@@ -117,7 +147,9 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock.observe(now);
         while let Some((peer, kind, at)) = self.timers.pop_due(now) {
-            let Some(p) = self.peer_mut(peer) else { continue };
+            let Some(p) = self.peer_mut(peer) else {
+                continue;
+            };
             if p.deadlines.get(kind) != Some(at) {
                 continue;
             }
@@ -152,7 +184,11 @@ impl Engine {
                 }
             }
             TimerKind::ReadBudget | TimerKind::WriteBudget => {
-                let dir = if kind == TimerKind::ReadBudget { DOWN } else { UP };
+                let dir = if kind == TimerKind::ReadBudget {
+                    DOWN
+                } else {
+                    UP
+                };
                 if p.blocks[dir] == Block::Budget {
                     p.blocks[dir] = Block::None;
                     self.update_interest(peer);
@@ -164,7 +200,9 @@ impl Engine {
     fn start_global_rounds(&mut self, now: Nanos) {
         for dir in [UP, DOWN] {
             let spare = std::mem::take(&mut self.scratch);
-            let Some(round) = self.global[dir].start_round(now, spare) else { continue };
+            let Some(round) = self.global[dir].start_round(now, spare) else {
+                continue;
+            };
             for &peer in &round.members {
                 if let Some(p) = self.peer_mut(peer) {
                     round.admit(&mut p.shares[dir]);
@@ -189,7 +227,9 @@ impl Engine {
         self.pool_retry_at = None;
         // Each woken peer tries once; whoever still finds the pool empty queues again.
         for _ in 0..self.pool_waiters.len() {
-            let Some(peer) = self.pool_waiters.pop_front() else { break };
+            let Some(peer) = self.pool_waiters.pop_front() else {
+                break;
+            };
             if let Some(p) = self.peer_mut(peer) {
                 if p.blocks[DOWN] == Block::Pool {
                     p.blocks[DOWN] = Block::None;

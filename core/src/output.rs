@@ -85,7 +85,11 @@ impl Engine {
             unsent_bytes: t.unsent,
             queued_bytes: t.accepted - t.written - t.unsent,
             pool_bytes_in_use: self.pool.usage().bytes_in_use(),
-            spilled_bytes: self.peers.iter().map(|(_, p)| p.decoder.spilled_bytes()).sum(),
+            spilled_bytes: self
+                .peers
+                .iter()
+                .map(|(_, p)| p.decoder.spilled_bytes())
+                .sum(),
         }
     }
 
@@ -167,7 +171,10 @@ impl Engine {
             return Err(format!("pool not conserved: {pool:?}, peers hold {lent}"));
         }
         if connecting != self.pending_connects {
-            return Err(format!("{connecting} connecting, {} counted", self.pending_connects));
+            return Err(format!(
+                "{connecting} connecting, {} counted",
+                self.pending_connects
+            ));
         }
         if inbound_by_ip != self.per_ip {
             return Err("per-IP counts drifted".into());

@@ -88,6 +88,8 @@ pub(crate) struct Peer {
     pub(crate) notify_writable: bool,
     /// The remote's EOF was seen.
     pub(crate) eof: bool,
+    /// `disconnect` was called while connecting: drain as soon as connected.
+    pub(crate) close_when_connected: bool,
     pub(crate) interest: Interest,
     pub(crate) deadlines: PeerDeadlines,
     pub(crate) received: Flow,
@@ -114,7 +116,11 @@ impl Peer {
             id,
             addr,
             direction,
-            phase: if direction == Direction::Outbound { Phase::Connecting } else { Phase::Connected },
+            phase: if direction == Direction::Outbound {
+                Phase::Connecting
+            } else {
+                Phase::Connected
+            },
             framing,
             limits,
             buckets: [bucket(limits.upload), bucket(limits.download)],
@@ -126,6 +132,7 @@ impl Peer {
             queue: SendQueue::default(),
             notify_writable: false,
             eof: false,
+            close_when_connected: false,
             interest: Interest::default(),
             deadlines: PeerDeadlines::default(),
             received: Flow::default(),
@@ -147,7 +154,7 @@ impl Peer {
 
     /// Whether the application may still queue data.
     pub(crate) fn accepts_sends(&self) -> bool {
-        matches!(self.phase, Phase::Connecting | Phase::Connected)
+        matches!(self.phase, Phase::Connecting | Phase::Connected) && !self.close_when_connected
     }
 
     pub(crate) fn may_read(&self) -> bool {

@@ -18,7 +18,11 @@ enum Chunk {
     /// Payload bytes; `last` marks the final chunk of a message.
     Data { bytes: Bytes, last: bool },
     /// A length prefix, `at` bytes of it already written.
-    Prefix { header: [u8; LENGTH_PREFIX], at: u8, last: bool },
+    Prefix {
+        header: [u8; LENGTH_PREFIX],
+        at: u8,
+        last: bool,
+    },
 }
 
 impl Chunk {
@@ -68,23 +72,41 @@ impl SendQueue {
         match framing {
             Framing::Raw => {
                 if !payload.is_empty() {
-                    self.chunks.push_back(Chunk::Data { bytes: payload, last: true });
+                    self.chunks.push_back(Chunk::Data {
+                        bytes: payload,
+                        last: true,
+                    });
                 }
             }
             Framing::LengthPrefixed => {
                 // The caller checked the length against the frame limit, which fits a u32.
-                let header = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes();
+                let header = u32::try_from(payload.len())
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes();
                 let empty = payload.is_empty();
-                self.chunks.push_back(Chunk::Prefix { header, at: 0, last: empty });
+                self.chunks.push_back(Chunk::Prefix {
+                    header,
+                    at: 0,
+                    last: empty,
+                });
                 if !empty {
-                    self.chunks.push_back(Chunk::Data { bytes: payload, last: true });
+                    self.chunks.push_back(Chunk::Data {
+                        bytes: payload,
+                        last: true,
+                    });
                 }
             }
             Framing::Delimited(delimiter) => {
                 if !payload.is_empty() {
-                    self.chunks.push_back(Chunk::Data { bytes: payload, last: false });
+                    self.chunks.push_back(Chunk::Data {
+                        bytes: payload,
+                        last: false,
+                    });
                 }
-                self.chunks.push_back(Chunk::Data { bytes: delimiter_bytes(delimiter), last: true });
+                self.chunks.push_back(Chunk::Data {
+                    bytes: delimiter_bytes(delimiter),
+                    last: true,
+                });
             }
         }
     }
@@ -111,7 +133,9 @@ impl SendQueue {
         let mut left = written;
         let mut completed = 0;
         while left > 0 {
-            let Some(front) = self.chunks.front_mut() else { break };
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
             let len = front.remaining().len();
             if left < len {
                 match front {

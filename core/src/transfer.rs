@@ -28,9 +28,15 @@ impl Engine {
         F: FnOnce(&mut [u8]) -> io::Result<usize>,
     {
         let now = self.clock.observe(now);
-        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        let Some(p) = self.peer_mut(peer) else {
+            return Transfer::Closed;
+        };
         if !p.may_read() {
-            return if p.phase == Phase::Connecting { Transfer::Paused } else { Transfer::Closed };
+            return if p.phase == Phase::Connecting {
+                Transfer::Paused
+            } else {
+                Transfer::Closed
+            };
         }
         if p.blocks[DOWN] != Block::None {
             return Transfer::Paused;
@@ -42,9 +48,13 @@ impl Engine {
         if !self.make_room(peer, budget, now) {
             return Transfer::Paused;
         }
-        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        let Some(p) = self.peer_mut(peer) else {
+            return Transfer::Closed;
+        };
         let start = p.filled;
-        let Some(segment) = p.segment.as_mut() else { return Transfer::Paused };
+        let Some(segment) = p.segment.as_mut() else {
+            return Transfer::Paused;
+        };
         let end = segment.len().min(start + budget);
         match read(&mut segment[start..end]) {
             Ok(0) => {
@@ -83,16 +93,26 @@ impl Engine {
         F: FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     {
         let now = self.clock.observe(now);
-        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        let Some(p) = self.peer_mut(peer) else {
+            return Transfer::Closed;
+        };
         if !p.may_write() {
-            return if p.phase == Phase::Connecting { Transfer::Paused } else { Transfer::Closed };
+            return if p.phase == Phase::Connecting {
+                Transfer::Paused
+            } else {
+                Transfer::Closed
+            };
         }
         if p.queue.is_empty() || p.blocks[UP] != Block::None {
             return Transfer::Paused;
         }
         let want = p.queue.queued();
-        let Some(budget) = self.budget(peer, UP, want, now) else { return Transfer::Paused };
-        let Some(p) = self.peer_mut(peer) else { return Transfer::Closed };
+        let Some(budget) = self.budget(peer, UP, want, now) else {
+            return Transfer::Paused;
+        };
+        let Some(p) = self.peer_mut(peer) else {
+            return Transfer::Closed;
+        };
         let result = {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let budget = usize::try_from(budget).unwrap_or(usize::MAX);
@@ -128,7 +148,11 @@ impl Engine {
             if available == 0 {
                 let at = bucket.ready_at(bucket.wake_amount(), now);
                 p.blocks[dir] = Block::Budget;
-                let kind = if dir == UP { TimerKind::WriteBudget } else { TimerKind::ReadBudget };
+                let kind = if dir == UP {
+                    TimerKind::WriteBudget
+                } else {
+                    TimerKind::ReadBudget
+                };
                 self.arm(peer, kind, at);
                 self.update_interest(peer);
                 return None;
@@ -148,7 +172,9 @@ impl Engine {
 
     /// Charges `n` moved bytes to the peer's and the global budget.
     fn charge(&mut self, peer: PeerId, dir: usize, n: u64, now: Nanos) {
-        let Some(p) = lookup(&mut self.peers, peer) else { return };
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return;
+        };
         if let Some(bucket) = &mut p.buckets[dir] {
             bucket.take(n, now);
         }
@@ -160,7 +186,9 @@ impl Engine {
     fn make_room(&mut self, peer: PeerId, budget: usize, now: Nanos) -> bool {
         let segment_size = self.pool.segment_size();
         let min_room = self.pool.min_room().min(budget.max(1));
-        let Some(p) = self.peer_mut(peer) else { return false };
+        let Some(p) = self.peer_mut(peer) else {
+            return false;
+        };
         let filled = p.filled;
         let room = p.segment.as_ref().map_or(0, |s| s.len() - filled);
         if room >= min_room {
@@ -217,15 +245,19 @@ impl Engine {
         self.charge(peer, DOWN, n as u64, now);
         let segment_size = self.pool.segment_size();
         let events = &mut self.events;
-        let Some(p) = lookup(&mut self.peers, peer) else { return };
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return;
+        };
         p.filled += n;
         p.last_activity = now;
         let mut messages = 0;
         let decoded = match p.segment.as_mut() {
-            Some(segment) => p.decoder.decode(segment, &mut p.filled, segment_size, &mut |data| {
-                messages += 1;
-                events.push_back(Event::Received { peer, data });
-            }),
+            Some(segment) => p
+                .decoder
+                .decode(segment, &mut p.filled, segment_size, &mut |data| {
+                    messages += 1;
+                    events.push_back(Event::Received { peer, data });
+                }),
             None => Ok(()),
         };
         p.received.record(now, n as u64, messages);

@@ -14,7 +14,10 @@ fn drain_events(engine: &mut Engine) -> Vec<Event> {
 #[test]
 fn a_length_prefixed_message_crosses_from_one_engine_to_another() {
     let now = Instant::now();
-    let config = Config { framing: Framing::LengthPrefixed, ..Config::default() };
+    let config = Config {
+        framing: Framing::LengthPrefixed,
+        ..Config::default()
+    };
     let mut a = Engine::new(config.clone()).unwrap();
     let mut b = Engine::new(config).unwrap();
 
@@ -24,7 +27,9 @@ fn a_length_prefixed_message_crosses_from_one_engine_to_another() {
     a.send(to_b, "queued while connecting".into(), now).unwrap();
     assert!(matches!(drain_io(&mut a)[..], [Io::Connect { .. }]));
     a.handle_connected(to_b, now);
-    let from_a = b.handle_accepted(listener, "127.0.0.1:7001".parse().unwrap(), now).unwrap();
+    let from_a = b
+        .handle_accepted(listener, "127.0.0.1:7001".parse().unwrap(), now)
+        .unwrap();
 
     let mut wire = Vec::new();
     let moved = a.write_to(to_b, now, |slices| {
@@ -42,7 +47,9 @@ fn a_length_prefixed_message_crosses_from_one_engine_to_another() {
     }
     let events = drain_events(&mut b);
     assert!(
-        events.iter().any(|e| matches!(e, Event::Received { data, .. } if data == "queued while connecting")),
+        events.iter().any(
+            |e| matches!(e, Event::Received { data, .. } if data == "queued while connecting")
+        ),
         "{events:?}"
     );
     a.check_invariants().unwrap();
@@ -50,18 +57,28 @@ fn a_length_prefixed_message_crosses_from_one_engine_to_another() {
 
     // Graceful close from a: FIN, b sees EOF, closes; a sees EOF and reports Local.
     a.disconnect(to_b, now).unwrap();
-    assert!(drain_io(&mut a).iter().any(|io| matches!(io, Io::ShutdownWrite { .. })));
+    assert!(drain_io(&mut a)
+        .iter()
+        .any(|io| matches!(io, Io::ShutdownWrite { .. })));
     assert_eq!(b.read_from(from_a, now, |_| Ok(0)), Transfer::Closed);
     let b_events = drain_events(&mut b);
     assert!(matches!(
         b_events.last(),
-        Some(Event::Disconnected { reason: openp2p_core::DisconnectReason::Remote, unsent: 0, .. })
+        Some(Event::Disconnected {
+            reason: openp2p_core::DisconnectReason::Remote,
+            unsent: 0,
+            ..
+        })
     ));
     assert_eq!(a.read_from(to_b, now, |_| Ok(0)), Transfer::Closed);
     let a_events = drain_events(&mut a);
     assert!(matches!(
         a_events.last(),
-        Some(Event::Disconnected { reason: openp2p_core::DisconnectReason::Local, unsent: 0, .. })
+        Some(Event::Disconnected {
+            reason: openp2p_core::DisconnectReason::Local,
+            unsent: 0,
+            ..
+        })
     ));
     a.check_invariants().unwrap();
     b.check_invariants().unwrap();

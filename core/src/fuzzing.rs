@@ -1,0 +1,1351 @@
+//! Fuzzing harnesses: the engine's state machine, the frame decoders and the token bucket, driven
+//! by arbitrary bytes and checked against models after every step.
+//!
+//! Each entry point takes the fuzzer's input and panics when an invariant breaks, so the same
+//! harness serves `cargo fuzz` (the `fuzz/` targets are thin wrappers), the committed corpus
+//! replay and the proptests in `core/tests/fuzz_*.rs`. Every input is valid: bytes are read
+//! through a cursor that yields zeros once exhausted, and every choice is taken modulo its range.
+//! Work per input is capped, so no input runs long. The base `Instant` comes from the caller (the
+//! engine itself never reads a clock, and neither does this module).
+//!
+//! Input layouts (so that seeds can be written by hand):
+//! - [`engine`]: 6 configuration bytes, then operations, each an opcode byte (modulo 24) and its
+//!   arguments. Payloads and read data come from the input itself: the same bytes serve as data
+//!   and as time steps.
+//! - [`frame_length_prefixed`], [`frame_delimited`]: 4 setup bytes (max frame size, segment size
+//!   and pool, delimiter, split count `k`), `k` split bytes (chunk size; bit 7: the application
+//!   drops what it holds afterwards), then the byte stream the remote sends.
+//! - [`bucket`]: 4 setup bytes (rate and burst of a bucket and of a shared budget), then
+//!   operations (opcode modulo 10 and arguments).
+
+use crate::bucket::Bucket;
+use crate::fair::{Share, SharedBudget};
+use crate::{
+    Config, Direction, DisconnectReason, Engine, Event, Framing, Interest, Io, Limits, ListenerId,
+    PeerId, PeerState, Rate, SendError, Transfer,
+};
+use bytes::Bytes;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
+use std::time::{Duration, Instant};
+
+/// Operations per engine input, and rounds of the final flush.
+const MAX_OPS: usize = 400;
+const FLUSH_ROUNDS: usize = 2_000;
+/// Received messages the application holds before it drops the oldest.
+const MAX_HELD: usize = 64;
+/// Time starts this far after the base, so backward steps can go before the engine's epoch.
+const START: u64 = 1_000_000_000_000;
+/// Generous upper bound on one send-queue ring entry (a `Bytes` plus a flag).
+const RING_ENTRY: usize = 64;
+const NS: u128 = 1_000_000_000;
+
+/// A cursor over the fuzzer's bytes; reads past the end yield zeros.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.u8(), self.u8()])
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+    fn pick<T: Copy>(&mut self, table: &[T]) -> T {
+        table[usize::from(self.u8()) % table.len()]
+    }
+    /// Up to `n` bytes of input (fewer when it runs out).
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn rate(input: &mut Input<'_>) -> Option<Rate> {
+    let per_sec = input.pick(&[0u64, 1, 100, 1_000, 10_000, 65_536, 1 << 20, 10_000_000]);
+    let burst = input.pick(&[0u64, 1, 7, 64, 1_000, 4_096, 100_000, 0]);
+    match (per_sec, burst) {
+        (0, _) => None,
+        (r, 0) => Some(Rate::per_second(r)),
+        (r, b) => Some(Rate::per_second(r).with_burst(b)),
+    }
+}
+
+fn limits(input: &mut Input<'_>) -> Limits {
+    Limits {
+        upload: rate(input),
+        download: rate(input),
+    }
+}
+
+fn framing(input: &mut Input<'_>, default: Framing) -> Framing {
+    match input.u8() % 6 {
+        0 | 1 => default,
+        2 => Framing::Raw,
+        3 => Framing::LengthPrefixed,
+        4 => Framing::Delimited(0),
+        _ => Framing::Delimited(b'\n'),
+    }
+}
+
+fn io_error(input: &mut Input<'_>) -> io::ErrorKind {
+    input.pick(&[
+        io::ErrorKind::ConnectionReset,
+        io::ErrorKind::ConnectionRefused,
+        io::ErrorKind::BrokenPipe,
+        io::ErrorKind::TimedOut,
+        io::ErrorKind::WouldBlock,
+        io::ErrorKind::Interrupted,
+        io::ErrorKind::Other,
+    ])
+}
+
+fn engine_config(input: &mut Input<'_>) -> Config {
+    let shape = input.u8();
+    let high = input.pick(&[1usize, 16, 256, 1_024, 4_096, 65_536]);
+    let low = high * usize::from(input.u8() % 5) / 4;
+    let sizes = input.u8();
+    let times = input.u8();
+    let ms = Duration::from_millis;
+    let framing = framing(input, Framing::LengthPrefixed);
+    Config {
+        max_peers: 1 + usize::from(shape & 7),
+        max_pending_connects: 1 + usize::from((shape >> 3) & 3),
+        max_peers_per_ip: 1 + usize::from(shape >> 5),
+        send_queue_high_water: high,
+        send_queue_low_water: low,
+        max_frame_size: [1, 16, 300, 1_000, 5_000, 70_000][usize::from(sizes % 6)],
+        segment_size: [512, 600, 1_024, 4_096][usize::from((sizes >> 3) & 3)],
+        pool_segments: 1 + usize::from(sizes >> 5),
+        connect_timeout: [ms(1), ms(1_000), ms(10_000), ms(60_000)][usize::from(times & 3)],
+        idle_timeout: [None, Some(ms(5)), Some(ms(1_000)), Some(ms(300_000))]
+            [usize::from((times >> 2) & 3)],
+        linger_timeout: [ms(1), ms(1_000), ms(10_000), ms(120_000)][usize::from((times >> 4) & 3)],
+        framing,
+        peer_limits: if times & 0x40 != 0 {
+            limits(input)
+        } else {
+            Limits::UNLIMITED
+        },
+        global_limits: if times & 0x80 != 0 {
+            limits(input)
+        } else {
+            Limits::UNLIMITED
+        },
+        ..Config::default()
+    }
+}
+
+/// Wire form of one message.
+fn framed(framing: Framing, payload: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(payload.len() + 4);
+    if framing == Framing::LengthPrefixed {
+        wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    }
+    wire.extend_from_slice(payload);
+    if let Framing::Delimited(d) = framing {
+        wire.push(d);
+    }
+    wire
+}
+
+/// The obvious decoder, fed the same chunks as the engine: the messages it expects, or the
+/// length of the first oversized frame.
+#[derive(Debug)]
+struct Reference {
+    framing: Framing,
+    max: usize,
+    partial: Vec<u8>,
+    /// Length-prefixed: the announced payload length once the header is complete.
+    need: Option<usize>,
+    error: Option<u64>,
+    expected: VecDeque<Vec<u8>>,
+}
+
+impl Reference {
+    fn new(framing: Framing, max: usize) -> Self {
+        Reference {
+            framing,
+            max,
+            partial: Vec::new(),
+            need: None,
+            error: None,
+            expected: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if self.error.is_some() || chunk.is_empty() {
+            return;
+        }
+        match self.framing {
+            Framing::Raw => self.expected.push_back(chunk.to_vec()),
+            Framing::LengthPrefixed => {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let want = self.need.unwrap_or(4);
+                    let k = (want - self.partial.len()).min(rest.len());
+                    self.partial.extend_from_slice(&rest[..k]);
+                    rest = &rest[k..];
+                    self.lp_progress();
+                    if self.error.is_some() {
+                        return;
+                    }
+                }
+                self.lp_progress();
+            }
+            Framing::Delimited(d) => {
+                for &b in chunk {
+                    if b != d {
+                        self.partial.push(b);
+                        continue;
+                    }
+                    let message = std::mem::take(&mut self.partial);
+                    if message.len() > self.max {
+                        self.error = Some(message.len() as u64);
+                        return;
+                    }
+                    self.expected.push_back(message);
+                }
+                if self.partial.len() > self.max {
+                    self.error = Some(self.partial.len() as u64);
+                }
+            }
+        }
+    }
+
+    fn lp_progress(&mut self) {
+        loop {
+            match self.need {
+                None if self.partial.len() == 4 => {
+                    let len = u32::from_be_bytes([
+                        self.partial[0],
+                        self.partial[1],
+                        self.partial[2],
+                        self.partial[3],
+                    ]) as usize;
+                    self.partial.clear();
+                    if len > self.max {
+                        self.error = Some(len as u64);
+                        return;
+                    }
+                    self.need = Some(len);
+                }
+                Some(n) if self.partial.len() == n => {
+                    self.expected.push_back(std::mem::take(&mut self.partial));
+                    self.need = None;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// `connect` returned or `handle_accepted` succeeded; `Connected` not seen yet.
+    Pending,
+    Connected,
+    Dead,
+}
+
+/// What the harness knows about one peer, from its own calls and the engine's outputs.
+#[derive(Debug)]
+struct PeerModel {
+    outbound: bool,
+    framing: Framing,
+    life: Life,
+    connect_io: bool,
+    close_io: bool,
+    shutdown_write: bool,
+    interest: Interest,
+    accepted: u64,
+    written: u64,
+    /// Largest framed message accepted (a lone message may exceed the high-water mark).
+    largest: u64,
+    /// Framed bytes accepted and not yet written, in order.
+    unwritten: VecDeque<u8>,
+    queue_full: bool,
+    expect_writable: bool,
+    eof: bool,
+    reference: Reference,
+}
+
+/// The engine harness: one engine, the model, and the application's held data.
+struct Harness {
+    engine: Engine,
+    config: Config,
+    base: Instant,
+    offset: u64,
+    peers: Vec<PeerModel>,
+    ids: Vec<PeerId>,
+    index: HashMap<PeerId, usize>,
+    listeners: Vec<ListenerId>,
+    held: VecDeque<Bytes>,
+    accepted: u64,
+    written: u64,
+    unsent: u64,
+    received: u64,
+    shutdown: bool,
+    shutdown_seen: bool,
+}
+
+/// Runs the engine state machine on an arbitrary sequence of application commands, driver byte
+/// events and time steps, checking after every step: no panic, [`Engine::check_invariants`],
+/// bytes accepted = written + queued + reported unsent (per peer and in total), event pairing
+/// (one `Connected` or `ConnectFailed` per connect, one `Disconnected` per `Connected`, nothing
+/// after it), the bytes written equal the framed bytes accepted, the messages received equal a
+/// reference decode of the bytes read, interest matching the `Io::Interest` stream, and memory
+/// within the configured limits. It ends by flushing (checking that no throttled peer is left
+/// without a wake-up) and aborting every peer.
+pub fn engine(data: &[u8], base: Instant) {
+    let mut input = Input(data);
+    let config = engine_config(&mut input);
+    let Ok(engine) = Engine::new(config.clone()) else {
+        return;
+    };
+    let mut h = Harness {
+        engine,
+        config,
+        base,
+        offset: START,
+        peers: Vec::new(),
+        ids: Vec::new(),
+        index: HashMap::new(),
+        listeners: Vec::new(),
+        held: VecDeque::new(),
+        accepted: 0,
+        written: 0,
+        unsent: 0,
+        received: 0,
+        shutdown: false,
+        shutdown_seen: false,
+    };
+    let mut ops = 0;
+    while !input.is_empty() && ops < MAX_OPS {
+        ops += 1;
+        h.step(&mut input);
+        h.settle();
+    }
+    h.flush();
+    h.finish();
+}
+
+impl Harness {
+    fn now(&self) -> Instant {
+        self.base + Duration::from_nanos(self.offset)
+    }
+
+    fn pick_peer(&self, input: &mut Input<'_>) -> Option<PeerId> {
+        let i = usize::from(input.u8());
+        (!self.ids.is_empty()).then(|| self.ids[i % self.ids.len()])
+    }
+
+    fn pick_listener(&self, input: &mut Input<'_>) -> Option<ListenerId> {
+        let i = usize::from(input.u8());
+        (!self.listeners.is_empty()).then(|| self.listeners[i % self.listeners.len()])
+    }
+
+    fn model(&mut self, peer: PeerId) -> &mut PeerModel {
+        match self.index.get(&peer) {
+            Some(&i) => &mut self.peers[i],
+            None => panic!("the engine named {peer:?}, which it never issued"),
+        }
+    }
+
+    fn add_peer(&mut self, id: PeerId, outbound: bool, framing: Framing) {
+        assert!(!self.index.contains_key(&id), "{id:?} issued twice");
+        self.index.insert(id, self.peers.len());
+        self.ids.push(id);
+        self.peers.push(PeerModel {
+            outbound,
+            framing,
+            life: Life::Pending,
+            connect_io: false,
+            close_io: false,
+            shutdown_write: false,
+            interest: Interest::default(),
+            accepted: 0,
+            written: 0,
+            largest: 0,
+            unwritten: VecDeque::new(),
+            queue_full: false,
+            expect_writable: false,
+            eof: false,
+            reference: Reference::new(framing, self.config.max_frame_size),
+        });
+    }
+
+    fn payload(&self, input: &mut Input<'_>, peer: Option<PeerId>) -> Vec<u8> {
+        let len = usize::from(input.u16()) % 9_000;
+        let mode = input.u8();
+        let mut data = if mode & 1 == 0 {
+            input.take(len).to_vec()
+        } else {
+            (0..len).map(|i| mode.wrapping_add(i as u8)).collect()
+        };
+        let framing = peer
+            .and_then(|p| self.index.get(&p))
+            .map(|&i| self.peers[i].framing);
+        if let (true, Some(Framing::Delimited(d))) = (mode & 2 != 0, framing) {
+            data.iter_mut().filter(|b| **b == d).for_each(|b| *b ^= 1);
+        }
+        data
+    }
+
+    fn step(&mut self, input: &mut Input<'_>) {
+        let now = self.now();
+        match input.u8() % 24 {
+            0 => {
+                let framing = framing(input, self.config.framing);
+                let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
+                match self.engine.listen_with(addr, framing) {
+                    Ok(l) => self.listeners.push(l),
+                    Err(_) => assert!(self.shutdown, "listen refused before shutdown"),
+                }
+            }
+            1 => {
+                let addr =
+                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 4000 + u16::from(input.u8()));
+                if let Some(l) = self.pick_listener(input) {
+                    self.engine.handle_listening(l, addr, now);
+                }
+            }
+            2 => {
+                let (l, error) = (self.pick_listener(input), io_error(input));
+                if let Some(l) = l {
+                    self.engine.handle_listen_failed(l, error, now);
+                }
+            }
+            3 => {
+                if let Some(l) = self.pick_listener(input) {
+                    let _ = self.engine.close_listener(l);
+                }
+            }
+            4 => self.accept(input, now),
+            5 => {
+                let framing = framing(input, self.config.framing);
+                let ip = Ipv4Addr::new(192, 0, 2, 1 + input.u8() % 4);
+                let addr = SocketAddr::new(ip.into(), 7000);
+                let before = self.engine.peer_count();
+                match self.engine.connect_with(addr, framing, now) {
+                    Ok(id) => self.add_peer(id, true, framing),
+                    Err(crate::ConnectError::MaxPeers) => {
+                        assert!(before >= self.config.max_peers, "MaxPeers below the limit")
+                    }
+                    Err(_) => {}
+                }
+            }
+            6 => {
+                if let Some(p) = self.pick_peer(input) {
+                    self.engine.handle_connected(p, now);
+                }
+            }
+            7 => {
+                let (p, error) = (self.pick_peer(input), io_error(input));
+                if let Some(p) = p {
+                    self.engine.handle_connect_failed(p, error, now);
+                }
+            }
+            8 => {
+                let peer = self.pick_peer(input);
+                let data = self.payload(input, peer);
+                if let Some(peer) = peer {
+                    let result = self.engine.send(peer, Bytes::from(data.clone()), now);
+                    self.on_send(peer, &data, result);
+                }
+            }
+            9 => {
+                let mask = input.u8();
+                let data = self.payload(input, None);
+                let peers: Vec<PeerId> = self
+                    .ids
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, p)| *p)
+                    .collect();
+                let failures = self
+                    .engine
+                    .send_many(&peers, Bytes::from(data.clone()), now);
+                for &peer in &peers {
+                    let result = match failures.iter().find(|(p, _)| *p == peer) {
+                        Some((_, e)) => Err(*e),
+                        None => Ok(()),
+                    };
+                    self.on_send(peer, &data, result);
+                }
+            }
+            10 => {
+                if let Some(p) = self.pick_peer(input) {
+                    let _ = self.engine.disconnect(p, now);
+                }
+            }
+            11 => {
+                if let Some(p) = self.pick_peer(input) {
+                    let _ = self.engine.abort(p, now);
+                }
+            }
+            12 => {
+                let (p, limits) = (self.pick_peer(input), limits(input));
+                if let Some(p) = p {
+                    let _ = self.engine.set_limits(p, limits, now);
+                }
+            }
+            13 => {
+                let limits = limits(input);
+                self.engine.set_global_limits(limits, now);
+            }
+            14 => {
+                if input.u8() % 4 == 0 {
+                    self.shutdown = true;
+                    self.engine.shutdown(now);
+                }
+            }
+            15 | 16 => self.read(input, now),
+            17 | 18 => self.write(input, now),
+            19 => {
+                let (p, error) = (self.pick_peer(input), io_error(input));
+                if let Some(p) = p {
+                    self.engine.handle_error(p, error, now);
+                }
+            }
+            20 => {
+                let step = input.pick(&[
+                    0u64,
+                    1,
+                    1_000,
+                    1_000_000,
+                    2_000_000,
+                    50_000_000,
+                    1_000_000_000,
+                    10_000_000_000,
+                    400_000_000_000,
+                ]);
+                let extra = u64::from(input.u8()) * 1_000_000;
+                self.offset = (self.offset + step + extra).min(START * 1_000);
+            }
+            21 => {
+                let back = u64::from(input.u16()) * 1_000_000_000;
+                self.offset = self.offset.saturating_sub(back);
+            }
+            22 => {
+                if input.u8() & 1 == 1 {
+                    if let Some(at) = self.engine.poll_timeout() {
+                        self.advance_to(at);
+                    }
+                }
+                self.engine.handle_timeout(self.now());
+            }
+            _ => {
+                let n = usize::from(input.u8());
+                for _ in 0..n.min(self.held.len()) {
+                    self.held.pop_front();
+                }
+            }
+        }
+    }
+
+    fn advance_to(&mut self, at: Instant) {
+        let target = at.saturating_duration_since(self.base).as_nanos();
+        let target = u64::try_from(target).unwrap_or(u64::MAX).min(START * 1_000);
+        self.offset = self.offset.max(target);
+    }
+
+    fn accept(&mut self, input: &mut Input<'_>, now: Instant) {
+        let Some(l) = self.pick_listener(input) else {
+            return;
+        };
+        let ip: IpAddr = match input.u8() % 3 {
+            0 => Ipv4Addr::LOCALHOST.into(),
+            1 => Ipv4Addr::new(127, 0, 0, 2).into(),
+            _ => Ipv6Addr::LOCALHOST.into(),
+        };
+        let remote = SocketAddr::new(ip, 5000 + u16::from(input.u8()));
+        let before = self.engine.peer_count();
+        match self.engine.handle_accepted(l, remote, now) {
+            Ok(id) => {
+                let framing = self
+                    .engine
+                    .peer(id)
+                    .map_or(self.config.framing, |p| p.framing);
+                self.add_peer(id, false, framing);
+            }
+            Err(crate::Refusal::MaxPeers) => {
+                assert!(
+                    before >= self.config.max_peers,
+                    "MaxPeers refusal below the limit"
+                )
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Checks `send`'s answer against the documented rules and records what it accepted.
+    fn on_send(&mut self, peer: PeerId, data: &[u8], result: Result<(), SendError>) {
+        let high = self.config.send_queue_high_water as u64;
+        let max = self.config.max_frame_size;
+        let m = self.model(peer);
+        let wire = framed(m.framing, data);
+        let len = wire.len() as u64;
+        let queued = m.accepted - m.written;
+        let framed_mode = m.framing != Framing::Raw;
+        match result {
+            Ok(()) => {
+                assert_ne!(m.life, Life::Dead, "send to dead {peer:?} accepted");
+                assert!(!framed_mode || data.len() <= max, "oversized send accepted");
+                assert!(
+                    queued == 0 || queued + len <= high,
+                    "send past the high-water mark"
+                );
+                if let Framing::Delimited(d) = m.framing {
+                    assert!(!data.contains(&d), "payload with the delimiter accepted");
+                }
+                m.accepted += len;
+                m.largest = m.largest.max(len);
+                m.unwritten.extend(wire);
+                self.accepted += len;
+            }
+            Err(SendError::UnknownPeer) => assert_eq!(m.life, Life::Dead, "live peer unknown"),
+            Err(SendError::Closing) => assert_ne!(m.life, Life::Dead, "dead peer closing"),
+            Err(SendError::FrameTooLarge { len: l, max: x }) => {
+                assert!(framed_mode && l == data.len() as u64 && l > x && x == max as u64);
+            }
+            Err(SendError::DelimiterInPayload) => {
+                assert!(matches!(m.framing, Framing::Delimited(d) if data.contains(&d)));
+            }
+            Err(SendError::QueueFull { queued: q, limit }) => {
+                assert!(
+                    q == queued && limit == high && q > 0 && q + len > high,
+                    "bad QueueFull"
+                );
+                m.queue_full = true;
+            }
+        }
+    }
+
+    fn read(&mut self, input: &mut Input<'_>, now: Instant) {
+        let Some(peer) = self.pick_peer(input) else {
+            return;
+        };
+        let mode = input.u8();
+        let want = usize::from(input.u16());
+        let data = input.take(want);
+        let error = io_error(input);
+        let wanted = self.engine.interest(peer).is_some_and(|i| i.read);
+        let mut called = false;
+        let mut took = 0;
+        let result = self.engine.read_from(peer, now, |buf| {
+            called = true;
+            match mode % 8 {
+                0 => Ok(0),
+                1 => Err(io::ErrorKind::WouldBlock.into()),
+                2 => Err(io::ErrorKind::Interrupted.into()),
+                3 => Err(error.into()),
+                4 => {
+                    // A lying driver: claims more than the buffer holds.
+                    let k = data.len().min(buf.len());
+                    buf[..k].copy_from_slice(&data[..k]);
+                    buf[k..].fill(0x5a);
+                    took = buf.len();
+                    Ok(buf.len() + 100)
+                }
+                _ => {
+                    let k = data.len().min(buf.len());
+                    buf[..k].copy_from_slice(&data[..k]);
+                    took = k;
+                    Ok(k)
+                }
+            }
+        });
+        if called {
+            assert!(
+                wanted,
+                "{peer:?} was read although its interest had no read"
+            );
+        } else {
+            assert!(
+                matches!(result, Transfer::Paused | Transfer::Closed),
+                "{result:?} uncalled"
+            );
+            return;
+        }
+        let Some(&i) = self.index.get(&peer) else {
+            return;
+        };
+        let m = &mut self.peers[i];
+        if took > 0 {
+            let mut chunk = data[..took.min(data.len())].to_vec();
+            chunk.resize(took, 0x5a);
+            m.reference.push(&chunk);
+            self.received += took as u64;
+            assert!(
+                matches!(result, Transfer::Moved(n) if n == took) || m.reference.error.is_some()
+            );
+        } else if mode % 8 == 0 || (mode % 8 >= 4) {
+            m.eof = true;
+            assert_eq!(result, Transfer::Closed, "EOF must close the read side");
+        }
+    }
+
+    fn write(&mut self, input: &mut Input<'_>, now: Instant) {
+        let Some(peer) = self.pick_peer(input) else {
+            return;
+        };
+        let mode = input.u8();
+        let partial = usize::from(input.u16());
+        let error = io_error(input);
+        let wanted = self.engine.interest(peer).is_some_and(|i| i.write);
+        let mut offered = None;
+        let mut took = 0;
+        let result = self.engine.write_to(peer, now, |slices: &[IoSlice<'_>]| {
+            let bytes: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+            let n = bytes.len();
+            offered = Some(bytes);
+            match mode % 8 {
+                0 => Ok(0),
+                1 => Err(io::ErrorKind::WouldBlock.into()),
+                2 => Err(io::ErrorKind::Interrupted.into()),
+                3 => Err(error.into()),
+                4 => {
+                    took = n;
+                    Ok(n + 7)
+                }
+                5 => {
+                    took = partial % (n + 1);
+                    Ok(took)
+                }
+                _ => {
+                    took = n;
+                    Ok(n)
+                }
+            }
+        });
+        let Some(offered) = offered else {
+            assert!(
+                matches!(result, Transfer::Paused | Transfer::Closed),
+                "{result:?} uncalled"
+            );
+            return;
+        };
+        assert!(
+            wanted,
+            "{peer:?} was written although its interest had no write"
+        );
+        let m = self.model(peer);
+        assert!(!offered.is_empty(), "empty write offered");
+        assert!(
+            m.unwritten.iter().take(offered.len()).eq(offered.iter()),
+            "{peer:?}: offered bytes are not the front of what was accepted"
+        );
+        if took > 0 {
+            assert_eq!(result, Transfer::Moved(took));
+            m.unwritten.drain(..took);
+        }
+    }
+
+    /// Drains the engine's outputs into the model and checks every invariant.
+    fn settle(&mut self) {
+        while let Some(io) = self.engine.poll_io() {
+            self.on_io(io);
+        }
+        while let Some(event) = self.engine.poll_event() {
+            self.on_event(event);
+        }
+        if let Err(e) = self.engine.check_invariants() {
+            panic!("engine invariant broken: {e}");
+        }
+        self.check();
+    }
+
+    fn on_io(&mut self, io: Io) {
+        match io {
+            Io::Connect { peer, .. } => {
+                let m = self.model(peer);
+                assert!(
+                    m.outbound && !m.connect_io,
+                    "unexpected Io::Connect for {peer:?}"
+                );
+                m.connect_io = true;
+            }
+            Io::Interest { peer, interest } => {
+                let m = self.model(peer);
+                assert!(!m.close_io, "Io::Interest for closed {peer:?}");
+                m.interest = interest;
+            }
+            Io::ShutdownWrite { peer } => {
+                let m = self.model(peer);
+                assert!(
+                    !m.close_io && !m.shutdown_write,
+                    "bad Io::ShutdownWrite for {peer:?}"
+                );
+                assert!(m.unwritten.is_empty(), "FIN before the queue was flushed");
+                m.shutdown_write = true;
+            }
+            Io::Close { peer } => {
+                let m = self.model(peer);
+                assert!(!m.close_io, "Io::Close twice for {peer:?}");
+                m.close_io = true;
+            }
+            Io::Listen { .. } | Io::CloseListener { .. } => {}
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let low = self.config.send_queue_low_water as u64;
+        let max = self.config.max_frame_size as u64;
+        let Some(peer) = event.peer() else {
+            if event == Event::ShutdownComplete {
+                assert!(
+                    self.shutdown && !self.shutdown_seen,
+                    "unexpected ShutdownComplete"
+                );
+                assert_eq!(
+                    self.engine.peer_count(),
+                    0,
+                    "ShutdownComplete with live peers"
+                );
+                self.shutdown_seen = true;
+            }
+            return;
+        };
+        let m = self.model(peer);
+        assert!(
+            !m.expect_writable || matches!(event, Event::Writable { .. }),
+            "{peer:?}: queue drained below low water after QueueFull, but no Writable: {event:?}"
+        );
+        match event {
+            Event::Connected { direction, .. } => {
+                assert_eq!(
+                    m.life,
+                    Life::Pending,
+                    "{peer:?}: Connected twice or after its end"
+                );
+                assert_eq!(direction == Direction::Outbound, m.outbound);
+                m.life = Life::Connected;
+            }
+            Event::ConnectFailed { .. } => {
+                assert!(
+                    m.outbound && m.life == Life::Pending,
+                    "{peer:?}: stray ConnectFailed"
+                );
+                assert_eq!(m.written, 0);
+                m.life = Life::Dead;
+                self.unsent += m.accepted;
+            }
+            Event::Received { data, .. } => {
+                assert_eq!(
+                    m.life,
+                    Life::Connected,
+                    "{peer:?}: Received while not connected"
+                );
+                let expected = m.reference.expected.pop_front();
+                assert_eq!(
+                    expected.as_deref(),
+                    Some(&data[..]),
+                    "{peer:?}: wrong message"
+                );
+                self.held.push_back(data);
+                if self.held.len() > MAX_HELD {
+                    self.held.pop_front();
+                }
+            }
+            Event::Sent { bytes, .. } => {
+                assert_eq!(
+                    m.life,
+                    Life::Connected,
+                    "{peer:?}: Sent while not connected"
+                );
+                assert!(bytes > 0);
+                m.written += bytes as u64;
+                assert!(
+                    m.written <= m.accepted,
+                    "{peer:?}: wrote more than accepted"
+                );
+                m.expect_writable = m.queue_full && m.accepted - m.written <= low;
+                self.written += bytes as u64;
+            }
+            Event::Writable { .. } => {
+                assert!(
+                    m.queue_full && m.accepted - m.written <= low,
+                    "{peer:?}: early Writable"
+                );
+                m.queue_full = false;
+                m.expect_writable = false;
+            }
+            Event::Disconnected { reason, unsent, .. } => {
+                assert_eq!(
+                    m.life,
+                    Life::Connected,
+                    "{peer:?}: Disconnected without Connected"
+                );
+                assert_eq!(
+                    unsent,
+                    m.accepted - m.written,
+                    "{peer:?}: wrong unsent count"
+                );
+                if let DisconnectReason::FrameTooLarge { len, max: x } = reason {
+                    assert_eq!(x, max);
+                    assert_eq!(
+                        m.reference.error,
+                        Some(len),
+                        "{peer:?}: wrong oversized frame"
+                    );
+                }
+                m.life = Life::Dead;
+                self.unsent += unsent;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+
+    fn check(&mut self) {
+        let c = &self.config;
+        let high = c.send_queue_high_water as u64;
+        let spill_bound = 2 * (c.max_frame_size + c.segment_size + 8);
+        let (mut live, mut queued, mut pending, mut ring_bound) = (0, 0, 0, 0);
+        for (id, m) in self.ids.iter().zip(&self.peers) {
+            let info = self.engine.peer(*id);
+            assert_eq!(
+                info.is_some(),
+                m.life != Life::Dead,
+                "{id:?}: engine and model disagree"
+            );
+            assert_eq!(
+                m.close_io,
+                m.life == Life::Dead,
+                "{id:?}: Io::Close without its event"
+            );
+            assert!(
+                m.reference.expected.is_empty(),
+                "{id:?}: messages not delivered"
+            );
+            assert!(!m.expect_writable, "{id:?}: Writable missing");
+            let Some(info) = info else { continue };
+            live += 1;
+            let q = m.accepted - m.written;
+            queued += q;
+            ring_bound += RING_ENTRY * (4 * (high.max(m.largest) as usize) + 16);
+            pending += usize::from(info.state == PeerState::Connecting);
+            assert_eq!(m.unwritten.len() as u64, q);
+            assert!(
+                m.reference.error.is_none(),
+                "{id:?}: oversized frame not rejected"
+            );
+            assert!(q <= high.max(m.largest), "{id:?}: queue {q} over its bound");
+            assert_eq!(self.engine.stats(*id).map(|s| s.queued), Some(q));
+            if info.state != PeerState::Connecting {
+                assert_eq!(
+                    self.engine.interest(*id),
+                    Some(m.interest),
+                    "{id:?}: interest"
+                );
+            }
+        }
+        let g = self.engine.global_stats();
+        assert_eq!(g.accepted_bytes, self.accepted);
+        assert_eq!(g.unsent_bytes, self.unsent);
+        assert_eq!(g.sent.bytes, self.written);
+        assert_eq!(g.received.bytes, self.received);
+        assert_eq!(g.queued_bytes, queued);
+        assert_eq!(self.accepted, self.written + queued + self.unsent);
+        assert!(live <= c.max_peers && pending <= c.max_pending_connects);
+        assert!(
+            g.spilled_bytes <= live * spill_bound,
+            "spill {} over bound",
+            g.spilled_bytes
+        );
+        assert!(self.engine.peer_heap_bytes() <= g.spilled_bytes + ring_bound);
+        let pool = self.engine.pool_usage();
+        assert!(
+            pool.total == c.pool_segments && pool.lent <= live,
+            "{pool:?}"
+        );
+        if self.shutdown && live == 0 {
+            assert!(self.shutdown_seen, "shut down without ShutdownComplete");
+        }
+    }
+
+    /// Lets every peer write what it can, advancing time to each wake-up, and fails if a peer
+    /// with queued bytes is left with no way forward (no write interest and no deadline).
+    fn flush(&mut self) {
+        let mut spins = 0;
+        for _ in 0..FLUSH_ROUNDS {
+            self.held.clear();
+            let mut progressed = false;
+            for id in self.ids.clone() {
+                let Some(interest) = self.engine.interest(id) else {
+                    continue;
+                };
+                let now = self.now();
+                if interest.write {
+                    let mut took = 0;
+                    self.engine.write_to(id, now, |s: &[IoSlice<'_>]| {
+                        took = s.iter().map(|s| s.len()).sum();
+                        Ok(took)
+                    });
+                    let m = self.model(id);
+                    let took = took.min(m.unwritten.len());
+                    m.unwritten.drain(..took);
+                    progressed |= took > 0;
+                }
+                if interest.read {
+                    self.engine
+                        .read_from(id, now, |_| Err(io::ErrorKind::WouldBlock.into()));
+                }
+                self.settle();
+            }
+            if progressed {
+                spins = 0;
+                continue;
+            }
+            let Some(at) = self.engine.poll_timeout() else {
+                break;
+            };
+            if at <= self.now() {
+                spins += 1;
+                assert!(
+                    spins < 4,
+                    "poll_timeout stays in the past: the driver would spin"
+                );
+            }
+            self.advance_to(at);
+            self.engine.handle_timeout(self.now());
+            self.settle();
+            if self.offset >= START * 1_000 {
+                return;
+            }
+        }
+        if self.engine.poll_timeout().is_some() {
+            return;
+        }
+        for (id, m) in self.ids.iter().zip(&self.peers) {
+            let Some(info) = self.engine.peer(*id) else {
+                continue;
+            };
+            let writable = info.state != PeerState::Connecting && !m.eof;
+            assert!(
+                !writable || m.unwritten.is_empty(),
+                "{id:?}: queued bytes stuck, no wake-up"
+            );
+            let readable = info.state != PeerState::Connecting && !m.eof;
+            let wants = self.engine.interest(*id).is_some_and(|i| i.read);
+            assert!(!readable || wants, "{id:?}: reading paused with no wake-up");
+        }
+    }
+
+    /// Aborts every peer: each id must end with exactly one terminal event and the engine must
+    /// return to empty, with every pool segment back.
+    fn finish(&mut self) {
+        let now = self.now();
+        for id in self.ids.clone() {
+            let _ = self.engine.abort(id, now);
+            self.settle();
+        }
+        self.held.clear();
+        assert_eq!(self.engine.peer_count(), 0);
+        for (id, m) in self.ids.iter().zip(&self.peers) {
+            assert_eq!(m.life, Life::Dead, "{id:?} has no terminal event");
+        }
+        let pool = self.engine.pool_usage();
+        assert_eq!(pool.lent, 0, "{pool:?}");
+    }
+}
+
+/// Feeds an arbitrary byte stream, split arbitrarily, to one accepted peer with `framing`, and
+/// checks that the messages received equal a reference decode, that an oversized frame
+/// disconnects with `FrameTooLarge` exactly when the reference sees it, that reading never
+/// stalls once the application drops what it holds, and that spill memory stays bounded.
+fn frame(data: &[u8], base: Instant, delimited: bool) {
+    let mut input = Input(data);
+    let max = input.pick(&[1usize, 5, 100, 511, 512, 700, 2_000, 5_000, 65_536]);
+    let shape = input.u8();
+    let delimiter = input.u8();
+    let count = usize::from(input.u8() % 64);
+    let splits = input.take(count);
+    let stream = input.0;
+    let framing = if delimited {
+        Framing::Delimited(delimiter)
+    } else {
+        Framing::LengthPrefixed
+    };
+    let config = Config {
+        framing,
+        max_frame_size: max,
+        segment_size: [512, 513, 640, 1_024, 4_096][usize::from(shape % 5)],
+        pool_segments: 1 + usize::from((shape >> 3) & 3),
+        ..Config::default()
+    };
+    let Ok(mut engine) = Engine::new(config.clone()) else {
+        return;
+    };
+    let mut offset = START;
+    let at = |offset: u64| base + Duration::from_nanos(offset);
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 1);
+    let Ok(listener) = engine.listen(addr) else {
+        return;
+    };
+    let Ok(peer) = engine.handle_accepted(listener, addr, at(offset)) else {
+        return;
+    };
+    let mut reference = Reference::new(framing, max);
+    let mut held: Vec<Bytes> = Vec::new();
+    let mut rest = stream;
+    let mut split = 0;
+    let mut closed = false;
+    let drain = |engine: &mut Engine, reference: &mut Reference, held: &mut Vec<Bytes>| {
+        let mut closed = false;
+        while let Some(event) = engine.poll_event() {
+            match event {
+                Event::Received { data, .. } => {
+                    let expected = reference.expected.pop_front();
+                    assert!(expected.as_deref() == Some(&data[..]), "message differs");
+                    held.push(data);
+                }
+                Event::Disconnected { reason, .. } => {
+                    let DisconnectReason::FrameTooLarge { len, .. } = reason else {
+                        panic!("unexpected disconnect {reason:?}")
+                    };
+                    assert_eq!(reference.error, Some(len), "wrong oversized frame");
+                    closed = true;
+                }
+                _ => {}
+            }
+        }
+        assert!(reference.expected.is_empty(), "messages not delivered");
+        let g = engine.global_stats();
+        assert!(
+            g.spilled_bytes <= 2 * (max + config.segment_size + 8),
+            "spill over bound"
+        );
+        if let Err(e) = engine.check_invariants() {
+            panic!("engine invariant broken: {e}");
+        }
+        closed
+    };
+    drain(&mut engine, &mut reference, &mut held);
+    let mut stalls = 0;
+    while !rest.is_empty() && !closed {
+        let control = splits.get(split).copied().unwrap_or(0xff);
+        split += 1;
+        let size = (usize::from(control & 0x7f) * 37 + 1).min(rest.len());
+        let mut chunk = &rest[..size];
+        rest = &rest[size..];
+        while !chunk.is_empty() && !closed {
+            let mut took = 0;
+            let result = engine.read_from(peer, at(offset), |buf| {
+                took = chunk.len().min(buf.len());
+                buf[..took].copy_from_slice(&chunk[..took]);
+                Ok(took)
+            });
+            reference.push(&chunk[..took]);
+            chunk = &chunk[took..];
+            closed = drain(&mut engine, &mut reference, &mut held);
+            match result {
+                Transfer::Moved(_) => stalls = 0,
+                Transfer::Paused => {
+                    // Back-pressure: the application drops its data, time passes, reading resumes.
+                    stalls += 1;
+                    assert!(
+                        stalls < 3,
+                        "reading stalled after the application dropped its data"
+                    );
+                    held.clear();
+                    offset += 3_000_000;
+                    engine.handle_timeout(at(offset));
+                }
+                Transfer::Closed => assert!(closed, "read side closed without a disconnect"),
+                Transfer::WouldBlock => panic!("WouldBlock from a read that succeeded"),
+            }
+            while engine.poll_io().is_some() {}
+        }
+        if control & 0x80 != 0 {
+            held.clear();
+        }
+    }
+    assert!(
+        closed == reference.error.is_some(),
+        "oversized frame not rejected"
+    );
+    if !closed {
+        assert_eq!(
+            engine.read_from(peer, at(offset), |_| Ok(0)),
+            Transfer::Closed
+        );
+        drain(&mut engine, &mut reference, &mut held);
+        assert!(
+            engine.peer_count() == 0,
+            "EOF after a flushed queue must close the peer"
+        );
+    }
+}
+
+/// Length-prefixed framing: see `frame` for what is checked.
+pub fn frame_length_prefixed(data: &[u8], base: Instant) {
+    frame(data, base, false);
+}
+
+/// Delimited framing: see `frame` for what is checked.
+pub fn frame_delimited(data: &[u8], base: Instant) {
+    frame(data, base, true);
+}
+
+/// Drives a token bucket and a shared (global) budget through takes, rate and burst changes and
+/// time steps forward and backward, checking that neither ever grants more than its initial
+/// burst plus the rate in force times the time it has seen pass, that a bucket emptied and
+/// refilled at a steady rate grants exactly what it earned (capped at its burst, within one
+/// token), that `ready_at` names an instant at which the tokens exist, and that a parked peer
+/// always has a wake-up scheduled.
+pub fn bucket(data: &[u8]) {
+    let mut input = Input(data);
+    let first = rate(&mut input).unwrap_or(Rate::per_second(1));
+    let mut shared_rate = rate(&mut input);
+    let mut b = Bucket::new(first, 0);
+    let mut shared = SharedBudget::new(shared_rate, 0);
+    let mut shares = [Share::default(); 4];
+    let ids: Vec<PeerId> = (0..4)
+        .map(|i| PeerId {
+            index: i,
+            serial: u64::from(i) + 1,
+        })
+        .collect();
+    // Models, in token-nanoseconds: the latest time each structure saw, the rate in force, the
+    // tokens it may have earned and the tokens it granted.
+    let mut t = 0u64;
+    let mut rate_now = first;
+    let (mut b_seen, mut b_bound, mut b_granted) = (0u64, u128::from(first.burst()) * NS, 0u128);
+    let mut s_bound = shared_rate.map_or(0, |r| u128::from(r.burst()) * NS);
+    let (mut s_seen, mut s_granted) = (0u64, 0u128);
+    let mut emptied_at: Option<u64> = None;
+    let mut ops = 0;
+    while !input.is_empty() && ops < 2_000 {
+        ops += 1;
+        let op = input.u8() % 10;
+        if (2..=6).contains(&op) && t > b_seen {
+            b_bound += u128::from(rate_now.bytes_per_sec()) * u128::from(t - b_seen);
+            b_seen = t;
+        }
+        if op >= 7 && t > s_seen {
+            s_bound += shared_rate.map_or(0, |r| {
+                u128::from(r.bytes_per_sec()) * u128::from(t - s_seen)
+            });
+            s_seen = t;
+        }
+        match op {
+            0 => t = t.saturating_add(u64::from(input.u32()) * u64::from(input.u8() % 8 + 1)),
+            1 => t = t.saturating_sub(u64::from(input.u32())),
+            2 | 3 => {
+                let want = u64::from(input.u32()) >> (input.u8() % 32);
+                let before = b.clone().available(t);
+                let got = b.take(want, t);
+                assert!(
+                    got <= want && got <= before,
+                    "took {got} of {want}, had {before}"
+                );
+                b_granted += u128::from(got);
+                emptied_at = None;
+            }
+            4 => {
+                let got = b.take(u64::MAX, t);
+                b_granted += u128::from(got);
+                if let Some(since) = emptied_at {
+                    let earned = u128::from(rate_now.bytes_per_sec()) * u128::from(b_seen - since);
+                    let burst = u128::from(rate_now.burst());
+                    let (low, high) = ((earned / NS).min(burst), (earned / NS + 1).min(burst));
+                    let got = u128::from(got);
+                    assert!(
+                        low <= got && got <= high,
+                        "steady refill gave {got}, earned {low}"
+                    );
+                }
+                emptied_at = Some(b_seen);
+            }
+            5 => {
+                if let Some(r) = rate(&mut input) {
+                    b.set_rate(r, t);
+                    rate_now = r;
+                    emptied_at = None;
+                }
+            }
+            6 => {
+                let want = u64::from(input.u16());
+                let mut probe = b.clone();
+                let at = probe.ready_at(want, t);
+                assert!(at >= t, "ready_at in the past");
+                if t >= b_seen {
+                    let need = want.clamp(1, rate_now.burst());
+                    assert!(probe.available(at) >= need, "ready_at({want}) too early");
+                }
+                let wake = b.wake_amount();
+                assert!(wake >= 1 && wake <= rate_now.burst());
+            }
+            7 => {
+                let i = usize::from(input.u8() % 4);
+                let want = u64::from(input.u16());
+                let got = shared.grant(&shares[i], want, t);
+                assert!(got <= want);
+                if got == 0 {
+                    shared.park(ids[i], &mut shares[i], t);
+                } else {
+                    let used = u128::from(got.min(u64::from(input.u16())));
+                    shared.consume(&mut shares[i], used as u64, t);
+                    s_granted += used;
+                    if shared_rate.is_none() {
+                        s_bound += used * NS;
+                    }
+                }
+            }
+            8 => {
+                if let Some(round) = shared.start_round(t, Vec::new()) {
+                    for p in &round.members {
+                        round.admit(&mut shares[p.slot()]);
+                    }
+                    shared.finish_round(t);
+                }
+            }
+            _ => {
+                let r = rate(&mut input);
+                for p in shared.set_rate(r, t) {
+                    shares[p.slot()].parked = false;
+                }
+                if let (Some(r), None) = (r, shared_rate) {
+                    // A new bucket starts full.
+                    s_bound += u128::from(r.burst()) * NS;
+                }
+                shared_rate = r;
+            }
+        }
+        assert!(
+            b.clone().available(t) <= rate_now.burst(),
+            "tokens over the burst"
+        );
+        assert!(
+            b_granted * NS <= b_bound,
+            "bucket granted {b_granted}, bound {}",
+            b_bound / NS
+        );
+        assert!(
+            s_granted * NS <= s_bound,
+            "budget granted {s_granted}, bound {}",
+            s_bound / NS
+        );
+        if shares.iter().any(|s| s.parked) {
+            assert!(shared.wake_at().is_some(), "a parked peer has no wake-up");
+        }
+    }
+}
