@@ -1324,8 +1324,9 @@ pub fn bucket(data: &[u8]) {
                     shares[p.slot()].parked = false;
                 }
                 if let (Some(r), None) = (r, shared_rate) {
-                    // A new bucket starts full.
+                    // A new bucket starts full, and counts time from `t`.
                     s_bound += u128::from(r.burst()) * NS;
+                    s_seen = t;
                 }
                 shared_rate = r;
             }

@@ -49,7 +49,7 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(segment_size: usize, count: usize) -> Self {
-        let free = (0..count).map(|_| BytesMut::zeroed(segment_size)).collect();
+        let free = (0..count).map(|_| new_segment(segment_size)).collect();
         Pool {
             segment_size,
             min_room: min_room(segment_size),
@@ -122,6 +122,14 @@ impl Pool {
     pub(crate) fn has_free(&self) -> bool {
         !self.free.is_empty()
     }
+}
+
+/// Allocates a segment in its shared form up front: the first `split_to` of a fresh `BytesMut`
+/// allocates its reference count, which would otherwise happen on the hot path.
+fn new_segment(segment_size: usize) -> Segment {
+    let mut segment = BytesMut::zeroed(segment_size);
+    drop(segment.split_to(0));
+    segment
 }
 
 fn min_room(segment_size: usize) -> usize {
