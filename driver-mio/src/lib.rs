@@ -1,1 +1,77 @@
-//! Placeholder: filled by its own issue.
+//! # openp2p-mio
+//!
+//! openp2p on [mio]: Open.P2P's single-thread model. One IO thread owns the sans-IO
+//! [`Engine`], the `mio::Poll`, every listener and every socket; the application holds a
+//! cloneable, `Send + Sync` [`Node`] handle and drains an independent [`Events`] queue
+//! (blocking, with a timeout, non-blocking, or by iterating).
+//!
+//! The driver holds no policy: limits, framing, timeouts and accounting are the engine's
+//! (`openp2p-core`). The driver turns readiness into the engine's byte events, performs the
+//! [`Io`] it asks for, sleeps until its [`poll_timeout`](Engine::poll_timeout), and hands its
+//! [`Event`]s to the application. Every public type of `openp2p-core` is re-exported here, so
+//! this crate is all an application needs.
+//!
+//! ```no_run
+//! use openp2p_mio::{Config, Event, Framing, Node};
+//! use std::time::Duration;
+//!
+//! let config = Config { framing: Framing::LengthPrefixed, ..Config::default() };
+//! let (server, mut server_events) = Node::start(config.clone())?;
+//! let addr = server.listen("127.0.0.1:0".parse()?)?;
+//!
+//! let (client, _client_events) = Node::start(config)?;
+//! let peer = client.connect_wait(addr)?;
+//! client.send(peer, "hello")?;
+//!
+//! while let Ok(event) = server_events.recv_timeout(Duration::from_secs(5)) {
+//!     if let Event::Received { data, .. } = event {
+//!         assert_eq!(&data[..], b"hello");
+//!         break;
+//!     }
+//! }
+//! client.shutdown();
+//! server.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Sending without a round trip
+//!
+//! [`Node::send`] queues the message for the IO thread and returns; it does not wait for the
+//! engine's verdict. A refused message (a full send queue, a stale peer) comes back with its
+//! payload through [`Events::send_failure`]. [`Node::send_wait`] waits for the verdict instead.
+//! A simple flow control for bulk senders: count the bytes handed to `send` against the
+//! [`Event::Sent`] reports and keep the difference under `Config::send_queue_high_water`.
+//!
+//! ## Errors the driver handles
+//!
+//! `WouldBlock` (edge-triggered readiness is tracked per socket), partial writes (the engine
+//! keeps the rest queued), `EINTR` (retried), connection refused or reset (reported as
+//! `ConnectFailed` / `Disconnected` with the unsent byte count), and accept errors: a resource
+//! error such as `EMFILE` pauses that listener for a short back-off (counted in
+//! [`DriverStats::accept_backoffs`]) instead of spinning.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod command;
+mod conn;
+mod driver;
+mod error;
+mod events;
+mod listeners;
+mod node;
+mod socket;
+mod stats;
+
+pub use error::{BindError, DialError, RecvTimeoutError, SendWaitError, StartError, Stopped, TryRecvError};
+pub use events::{Events, SendFailure};
+pub use node::Node;
+pub use stats::DriverStats;
+
+/// The engine crate, for its less common types (`openp2p_mio::core::ListenError`, ...).
+pub use openp2p_core as core;
+pub use openp2p_core::{
+    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason,
+    Engine, Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenerId, PeerId,
+    PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures, Transfer,
+    UnknownId, MIN_SEGMENT_SIZE,
+};

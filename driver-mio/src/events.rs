@@ -1,0 +1,142 @@
+//! The application's side of the event queue.
+
+use crate::error::{RecvTimeoutError, Stopped, TryRecvError};
+use crate::{Bytes, Event, PeerId, SendError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// A message that [`Node::send`](crate::Node::send) or
+/// [`Node::send_many`](crate::Node::send_many) handed to the IO thread and the engine refused.
+/// Nothing of it was queued; the payload comes back so it can be sent again (for
+/// [`SendError::QueueFull`], after [`Event::Writable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    /// The peer the message was for.
+    pub peer: PeerId,
+    /// Why it was refused.
+    pub error: SendError,
+    /// The refused payload.
+    pub data: Bytes,
+}
+
+/// What the IO thread hands over after one pass of its loop.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) events: Vec<Event>,
+    pub(crate) failures: Vec<SendFailure>,
+}
+
+impl Batch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.failures.is_empty()
+    }
+}
+
+/// The node's event queue: everything the engine reports, in order, for the application to drain.
+///
+/// Independent of the [`Node`](crate::Node) handle (it may live on another thread). The IO thread
+/// hands events over in batches, one per pass of its loop, so draining costs one channel
+/// operation per batch, not per event. Drop received data ([`Event::Received`]) when done with
+/// it: it holds the engine's pooled memory, and reading pauses while the pool is exhausted.
+///
+/// After the node stops, the remaining events are still delivered; then every receive method
+/// reports `Stopped`. Iterating (`for event in &mut events`) blocks for each event and ends when
+/// the node has stopped.
+#[derive(Debug)]
+pub struct Events {
+    rx: Receiver<Batch>,
+    events: VecDeque<Event>,
+    failures: VecDeque<SendFailure>,
+}
+
+impl Events {
+    pub(crate) fn new(rx: Receiver<Batch>) -> Events {
+        Events { rx, events: VecDeque::new(), failures: VecDeque::new() }
+    }
+
+    fn take(&mut self, batch: Batch) {
+        self.events.extend(batch.events);
+        self.failures.extend(batch.failures);
+    }
+
+    /// Moves every batch already handed over into the local buffers, without blocking.
+    /// Returns false when the node has stopped and nothing more will come.
+    fn pull(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(batch) => self.take(batch),
+                Err(mpsc::TryRecvError::Empty) => return true,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// The next event, blocking until one arrives. `Err(Stopped)` once the node has stopped and
+    /// every event was delivered.
+    pub fn recv(&mut self) -> Result<Event, Stopped> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Ok(event);
+            }
+            let batch = self.rx.recv().map_err(|_| Stopped)?;
+            self.take(batch);
+        }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Ok(event);
+            }
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(u32::MAX.into()),
+            };
+            match self.rx.recv_timeout(left) {
+                Ok(batch) => self.take(batch),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Err(RecvTimeoutError::Timeout),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(RecvTimeoutError::Stopped),
+            }
+        }
+    }
+
+    /// The next event if one is waiting, without blocking.
+    pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        let alive = self.pull();
+        match self.events.pop_front() {
+            Some(event) => Ok(event),
+            None if alive => Err(TryRecvError::Empty),
+            None => Err(TryRecvError::Stopped),
+        }
+    }
+
+    /// Iterates over the events waiting now, without blocking.
+    pub fn try_iter(&mut self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+
+    /// The next refused fire-and-forget send, if any has been handed over (non-blocking). Refusals
+    /// travel in the same batches as events, so one reported before a given event is available
+    /// once that event has been received.
+    pub fn send_failure(&mut self) -> Option<SendFailure> {
+        if self.failures.is_empty() {
+            self.pull();
+        }
+        self.failures.pop_front()
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+
+    /// Blocks for the next event; `None` once the node has stopped and every event was delivered.
+    fn next(&mut self) -> Option<Event> {
+        self.recv().ok()
+    }
+}
