@@ -1,1 +1,97 @@
-//! Placeholder: filled by its own issue.
+//! # openp2p-tokio
+//!
+//! [`openp2p-core`](openp2p_core) on Tokio: an async, cloneable [`Node`] handle, the node's
+//! [`Event`]s through [`Node::next_event`] or a [`futures_core::Stream`], and per-peer
+//! [`PeerStream`]s implementing Tokio's `AsyncRead + AsyncWrite`. Every public type of the core is
+//! re-exported, so an application needs only this crate.
+//!
+//! ```no_run
+//! use openp2p_tokio::{Config, Node};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let node = Node::start(Config::default())?;
+//!     let peer = node.connect("127.0.0.1:9988".parse()?).await?;
+//!     node.send(peer, "hello".into()).await?;
+//!     node.shutdown().await; // flushes, then closes
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Echo over a peer's stream
+//!
+//! ```no_run
+//! use openp2p_tokio::{Config, Event, Node};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = Node::start(Config::default())?;
+//! println!("listening on {}", node.listen("127.0.0.1:0".parse()?).await?);
+//! while let Some(event) = node.next_event().await {
+//!     if let Event::Connected { peer, .. } = event {
+//!         let (mut reader, mut writer) = tokio::io::split(node.stream(peer)?);
+//!         tokio::spawn(async move { tokio::io::copy(&mut reader, &mut writer).await });
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Events and streams
+//!
+//! All events go to one queue, read by [`Node::next_event`] or [`Node::events`]. A peer's
+//! received data ([`Event::Received`]) goes there too, until the application takes the peer's
+//! stream with [`Node::stream`]: from then on its data is read from the stream, and data still
+//! waiting in the queue is moved to the stream first, so nothing is lost or reordered whatever
+//! the timing. The peer's other events (`Connected`, `Sent`, `Disconnected`, ...) stay in the
+//! queue. Writes through the stream and [`Node::send`] share the peer's send queue and its rate
+//! limits.
+//!
+//! ## How the driver works
+//!
+//! [`Node::start`] spawns one driver task that owns the [`Engine`], every socket and one timer.
+//! Handles talk to it through an unbounded command channel: `send` and the other commands cost a
+//! channel push and one reply (the driver applies all queued commands in one wake-up, and stream
+//! writes need no reply at all).
+//!
+//! Readiness is per socket, without scanning peers: each socket direction (read, write, accept)
+//! has its own [`Waker`](std::task::Waker) that the driver passes to Tokio's
+//! `poll_read_ready` / `poll_write_ready` / `poll_accept`. When the reactor fires it, it pushes
+//! that socket's token onto a ready queue (deduplicated by a flag) and wakes the driver, which
+//! then services exactly those sockets: one non-blocking `try_read` into the engine's pooled
+//! segment or `try_write_vectored` of the engine's queue slices per call, repeated until the
+//! socket would block, the engine pauses the direction (rate limit, pool) or the socket has had
+//! its turn (fairness; it is then serviced again in the next round). When the engine turns a
+//! direction on, the driver tries it at once, since readiness may have arrived while it was off.
+//! Received data reaches the application as the engine's pooled `Bytes`, without a copy; no lock
+//! is held across socket IO.
+//!
+//! The driver sleeps on a single `tokio::time::Sleep`, reset only when the engine's
+//! [`poll_timeout`](Engine::poll_timeout) changes, and checks the deadline itself before polling
+//! it. It runs on `current_thread` and `multi_thread` runtimes alike (the runtime needs the IO and
+//! time drivers enabled). After a bounded number of busy rounds it yields, and it honours Tokio's
+//! cooperative budget.
+//!
+//! Outbound connects run in small spawned tasks (`TcpStream::connect`) that report back to the
+//! driver; the engine's connect timeout aborts them.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod command;
+mod driver;
+mod error;
+mod node;
+mod readiness;
+mod shared;
+mod socket;
+mod stream;
+
+pub use error::{BindError, StartError, StreamError};
+pub use node::{Events, Node};
+pub use stream::PeerStream;
+
+pub use openp2p_core::{
+    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason,
+    Engine, Event, FlowStats, Framing, GlobalStats, Interest, Io, ListenError, ListenerId,
+    Limits, PeerId, PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError,
+    SendManyFailures, Transfer, UnknownId, MIN_SEGMENT_SIZE,
+};

@@ -1,0 +1,444 @@
+//! The driver task: owns the engine, the sockets and the timer.
+//!
+//! One call of [`Driver::poll`] runs rounds of: drain the command channel (applying every
+//! command, then draining the engine's `Io` and events), deliver connect results, fire the
+//! engine's deadline if it has passed, then service the sockets whose wakers queued them (and the
+//! ones whose interest just turned on). It stops when a round finds nothing to do, re-arms the one
+//! `Sleep` to the engine's `poll_timeout` and returns `Pending`; after a bounded number of busy
+//! rounds it yields to let other tasks run.
+
+mod events;
+mod sockets;
+
+use crate::command::{Command, Reply};
+use crate::error::BindError;
+use crate::readiness::{ReadyQueue, Source, Token};
+use crate::shared::Shared;
+use crate::stream::PeerChannel;
+use bytes::Bytes;
+use openp2p_core::{Engine, Interest, ListenerId, PeerId, PeerState};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::task::AbortHandle;
+use tokio::time::Sleep;
+
+/// Busy rounds in one poll before the driver yields to the scheduler.
+const MAX_ROUNDS: usize = 16;
+/// Commands applied per round (the rest wait for the next round, keeping rounds short).
+const COMMANDS_PER_ROUND: usize = 4096;
+
+/// A connect attempt's outcome, reported by the task that performed it.
+type ConnectResult = (PeerId, io::Result<TcpStream>);
+
+/// A connected socket with its wakers and the interest the engine last announced.
+#[derive(Debug)]
+struct PeerSocket {
+    stream: TcpStream,
+    read: Source,
+    write: Source,
+    interest: Interest,
+}
+
+/// Everything the driver keeps per live peer, indexed by the peer's slot.
+#[derive(Debug)]
+struct PeerSlot {
+    id: PeerId,
+    channel: Arc<PeerChannel>,
+    socket: Option<PeerSocket>,
+    connecting: Option<AbortHandle>,
+    /// Stream writes the engine refused with `QueueFull` (the application also used `send`);
+    /// retried when the queue drains.
+    backlog: VecDeque<Bytes>,
+    /// The stream was closed while `backlog` was not empty: disconnect once it is.
+    close_after_backlog: bool,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Some(task) = self.connecting.take() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ListenerSlot {
+    id: ListenerId,
+    listener: TcpListener,
+    accept: Source,
+}
+
+pub(crate) struct Driver {
+    engine: Engine,
+    commands: UnboundedReceiver<Command>,
+    connects_tx: UnboundedSender<ConnectResult>,
+    connects_rx: UnboundedReceiver<ConnectResult>,
+    shared: Arc<Shared>,
+    ready: Arc<ReadyQueue>,
+    peers: Vec<Option<PeerSlot>>,
+    listeners: Vec<Option<ListenerSlot>>,
+    /// Sockets to service this round.
+    work: Vec<Token>,
+    /// Sockets to service next round (interest turned on, or a socket used its share of a round).
+    next: Vec<Token>,
+    sleep: Pin<Box<Sleep>>,
+    sleep_at: Option<Instant>,
+    /// Listeners whose accept failed with a resource error, retried at `accept_retry_at`.
+    accept_retry: Vec<Token>,
+    accept_retry_at: Option<Instant>,
+    pending_listens: Vec<(ListenerId, Reply<Result<SocketAddr, BindError>>)>,
+    shutdown_waiters: Vec<Reply<()>>,
+    handles_gone: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("peers", &self.engine.peer_count()).finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        engine: Engine,
+        commands: UnboundedReceiver<Command>,
+        shared: Arc<Shared>,
+    ) -> Driver {
+        let (connects_tx, connects_rx) = unbounded_channel();
+        Driver {
+            engine,
+            commands,
+            connects_tx,
+            connects_rx,
+            shared,
+            ready: Arc::new(ReadyQueue::default()),
+            peers: Vec::new(),
+            listeners: Vec::new(),
+            work: Vec::new(),
+            next: Vec::new(),
+            // Re-armed to the engine's deadline before it is ever polled.
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            sleep_at: None,
+            accept_retry: Vec::new(),
+            accept_retry_at: None,
+            pending_listens: Vec::new(),
+            shutdown_waiters: Vec::new(),
+            handles_gone: false,
+            finished: false,
+        }
+    }
+
+    /// Runs the driver until the engine has shut down.
+    pub(crate) async fn run(mut self) {
+        std::future::poll_fn(|cx| self.poll(cx)).await;
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..MAX_ROUNDS {
+            let now = Instant::now();
+            let busy = self.round(cx, now);
+            if self.finished {
+                self.finish();
+                return Poll::Ready(());
+            }
+            if !busy {
+                return self.sleep_until_deadline(cx);
+            }
+        }
+        // Still busy: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// One round; true if it did anything (another round may find more).
+    fn round(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut busy = false;
+        for _ in 0..COMMANDS_PER_ROUND {
+            match self.commands.poll_recv(cx) {
+                Poll::Ready(Some(command)) => {
+                    self.apply(command, now);
+                    self.drain(now);
+                    busy = true;
+                }
+                Poll::Ready(None) => {
+                    if !self.handles_gone {
+                        // Every handle and stream is gone: nobody can see events any more.
+                        self.handles_gone = true;
+                        self.engine.shutdown(now);
+                        self.drain(now);
+                        busy = true;
+                    }
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        while let Poll::Ready(Some((peer, result))) = self.connects_rx.poll_recv(cx) {
+            self.connect_finished(peer, result, now);
+            self.drain(now);
+            busy = true;
+        }
+        if self.engine.poll_timeout().is_some_and(|at| at <= now) {
+            self.engine.handle_timeout(now);
+            self.drain(now);
+            busy = true;
+        }
+        if self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.accept_retry_at = None;
+            self.next.append(&mut self.accept_retry);
+        }
+        let mut work = std::mem::take(&mut self.work);
+        work.append(&mut self.next);
+        self.ready.take(cx.waker(), &mut work);
+        if !work.is_empty() {
+            busy = true;
+            for token in work.drain(..) {
+                self.service(token, now);
+            }
+            self.drain(now);
+        }
+        self.work = work;
+        busy
+    }
+
+    /// Arms the timer for the earliest deadline; `Pending` either way (a past deadline wakes the
+    /// task at once).
+    fn sleep_until_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = match (self.engine.poll_timeout(), self.accept_retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(deadline) = deadline else { return Poll::Pending };
+        if deadline <= Instant::now() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if self.sleep_at != Some(deadline) {
+            self.sleep_at = Some(deadline);
+            self.sleep.as_mut().reset(tokio::time::Instant::from_std(deadline));
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.sleep_at = None;
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    /// After `ShutdownComplete`: answer the waiters and end the event stream.
+    fn finish(&mut self) {
+        for reply in self.shutdown_waiters.drain(..) {
+            let _ = reply.send(());
+        }
+        for (_, reply) in self.pending_listens.drain(..) {
+            let _ = reply.send(Err(BindError::ShuttingDown));
+        }
+        self.peers.clear();
+        self.listeners.clear();
+        let mut shared = self.shared.lock();
+        shared.ended = true;
+        for (_, channel) in shared.channels.drain() {
+            channel.disconnected(openp2p_core::DisconnectReason::Shutdown);
+        }
+        shared.wake_waiters();
+    }
+
+    /// Performs the engine's `Io` and delivers its events until both queues are empty.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            let mut any = false;
+            while let Some(io) = self.engine.poll_io() {
+                self.perform(io, now);
+                any = true;
+            }
+            any |= self.deliver_events(now);
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command, now: Instant) {
+        let engine = &mut self.engine;
+        match command {
+            Command::Listen { addr, framing, reply } => {
+                let listener = match framing {
+                    Some(framing) => engine.listen_with(addr, framing),
+                    None => engine.listen(addr),
+                };
+                match listener {
+                    Ok(listener) => self.pending_listens.push((listener, reply)),
+                    Err(_) => {
+                        let _ = reply.send(Err(BindError::ShuttingDown));
+                    }
+                }
+            }
+            Command::Connect { addr, framing, reply } => {
+                let peer = match framing {
+                    Some(framing) => engine.connect_with(addr, framing, now),
+                    None => engine.connect(addr, now),
+                };
+                if let Ok(peer) = peer {
+                    self.add_peer(peer);
+                }
+                let _ = reply.send(peer);
+            }
+            Command::Send { peer, data, reply } => {
+                let _ = reply.send(engine.send(peer, data, now));
+            }
+            Command::SendMany { peers, data, reply } => {
+                let _ = reply.send(engine.send_many(&peers, data, now));
+            }
+            Command::Disconnect { peer, reply } => {
+                let _ = reply.send(engine.disconnect(peer, now));
+            }
+            Command::Abort { peer, reply } => {
+                let _ = reply.send(engine.abort(peer, now));
+            }
+            Command::SetLimits { peer, limits, reply } => {
+                let _ = reply.send(engine.set_limits(peer, limits, now));
+            }
+            Command::SetGlobalLimits { limits, reply } => {
+                engine.set_global_limits(limits, now);
+                let _ = reply.send(());
+            }
+            Command::Stats { peer, reply } => {
+                let _ = reply.send(engine.stats(peer));
+            }
+            Command::Info { peer, reply } => {
+                let _ = reply.send(engine.peer(peer));
+            }
+            Command::GlobalStats { reply } => {
+                let _ = reply.send(engine.global_stats());
+            }
+            Command::Shutdown { reply } => {
+                self.shutdown_waiters.push(reply);
+                engine.shutdown(now);
+            }
+            Command::StreamWrite { peer, data } => self.stream_write(peer, data, now),
+            Command::StreamClosed { peer } => {
+                match self.slot_mut(peer) {
+                    Some(slot) if !slot.backlog.is_empty() => slot.close_after_backlog = true,
+                    _ => {
+                        let _ = self.engine.disconnect(peer, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates the driver's record (and the stream channel) of a new peer.
+    fn add_peer(&mut self, peer: PeerId) {
+        let config = self.engine.config();
+        let framing = self.engine.peer(peer).map_or(config.framing, |info| info.framing);
+        let channel = Arc::new(PeerChannel::new(
+            peer,
+            framing,
+            config.send_queue_high_water,
+            config.max_frame_size,
+        ));
+        self.shared.lock().channels.insert(peer, channel.clone());
+        let slot = peer.slot();
+        if self.peers.len() <= slot {
+            self.peers.resize_with(slot + 1, || None);
+        }
+        // A previous occupant of the slot is dead already (the engine reused its slot); its
+        // close is still queued and is ignored for the new id.
+        self.peers[slot] = Some(PeerSlot {
+            id: peer,
+            channel,
+            socket: None,
+            connecting: None,
+            backlog: VecDeque::new(),
+            close_after_backlog: false,
+        });
+    }
+
+    fn slot_mut(&mut self, peer: PeerId) -> Option<&mut PeerSlot> {
+        self.peers.get_mut(peer.slot())?.as_mut().filter(|slot| slot.id == peer)
+    }
+
+    fn stream_write(&mut self, peer: PeerId, data: Bytes, now: Instant) {
+        let engine = &mut self.engine;
+        let Some(slot) = self.peers.get_mut(peer.slot()).and_then(Option::as_mut) else { return };
+        if slot.id != peer {
+            return;
+        }
+        if !slot.backlog.is_empty() {
+            slot.backlog.push_back(data);
+            return;
+        }
+        match engine.send(peer, data.clone(), now) {
+            Ok(()) => {}
+            Err(openp2p_core::SendError::QueueFull { .. }) => slot.backlog.push_back(data),
+            Err(_) => slot.channel.close_writes(),
+        }
+    }
+
+    /// Moves backlogged stream writes into the engine while it takes them.
+    fn flush_backlog(&mut self, peer: PeerId, now: Instant) {
+        let engine = &mut self.engine;
+        let Some(slot) = self.peers.get_mut(peer.slot()).and_then(Option::as_mut) else { return };
+        if slot.id != peer {
+            return;
+        }
+        while let Some(data) = slot.backlog.pop_front() {
+            match engine.send(peer, data.clone(), now) {
+                Ok(()) => {}
+                Err(openp2p_core::SendError::QueueFull { .. }) => {
+                    slot.backlog.push_front(data);
+                    return;
+                }
+                Err(_) => {
+                    slot.backlog.clear();
+                    slot.channel.close_writes();
+                }
+            }
+        }
+        if slot.close_after_backlog {
+            slot.close_after_backlog = false;
+            let _ = engine.disconnect(peer, now);
+        }
+    }
+
+    /// A connect task finished.
+    fn connect_finished(&mut self, peer: PeerId, result: io::Result<TcpStream>, now: Instant) {
+        let still_connecting =
+            self.engine.peer(peer).is_some_and(|info| info.state == PeerState::Connecting);
+        if !still_connecting {
+            return;
+        }
+        match result {
+            Ok(stream) => {
+                if let Some(slot) = self.slot_mut(peer) {
+                    slot.connecting = None;
+                }
+                self.attach(peer, stream);
+                self.engine.handle_connected(peer, now);
+            }
+            Err(e) => self.engine.handle_connect_failed(peer, e.kind(), now),
+        }
+    }
+
+    /// Gives a connected socket to its peer record.
+    fn attach(&mut self, peer: PeerId, stream: TcpStream) {
+        crate::socket::configure(&stream, self.engine.config());
+        let token = |action| Token { slot: peer.slot(), serial: peer.serial(), action };
+        let socket = PeerSocket {
+            stream,
+            read: Source::new(token(crate::readiness::Action::Read), &self.ready),
+            write: Source::new(token(crate::readiness::Action::Write), &self.ready),
+            interest: Interest::default(),
+        };
+        if let Some(slot) = self.slot_mut(peer) {
+            slot.socket = Some(socket);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Socket work: performing the engine's `Io`, and servicing sockets that reported readiness.
+
+use super::{Driver, ListenerSlot};
+use crate::readiness::{Action, Source, Token};
+use openp2p_core::{Io, Transfer};
+use std::io;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Reads or writes on one socket per round before other sockets get their turn.
+const OPS_PER_TURN: usize = 16;
+/// Accepts on one listener per round.
+const ACCEPTS_PER_TURN: usize = 64;
+/// Pause before accepting again after a resource error (out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+impl Driver {
+    /// Performs one `Io` from the engine.
+    pub(super) fn perform(&mut self, io: Io, now: Instant) {
+        match io {
+            Io::Listen { listener, addr } => match crate::socket::bind(addr, self.engine.config()) {
+                Ok(socket) => match socket.local_addr() {
+                    Ok(bound) => {
+                        let slot = listener.slot();
+                        if self.listeners.len() <= slot {
+                            self.listeners.resize_with(slot + 1, || None);
+                        }
+                        let token =
+                            Token { slot, serial: listener.serial(), action: Action::Accept };
+                        let accept = Source::new(token, &self.ready);
+                        self.listeners[slot] =
+                            Some(ListenerSlot { id: listener, listener: socket, accept });
+                        self.next.push(token);
+                        self.engine.handle_listening(listener, bound, now);
+                    }
+                    Err(e) => self.engine.handle_listen_failed(listener, e.kind(), now),
+                },
+                Err(e) => self.engine.handle_listen_failed(listener, e.kind(), now),
+            },
+            Io::CloseListener { listener } => {
+                if let Some(entry) = self.listeners.get_mut(listener.slot()) {
+                    if entry.as_ref().is_some_and(|l| l.id == listener) {
+                        *entry = None;
+                    }
+                }
+            }
+            Io::Connect { peer, addr } => {
+                let results = self.connects_tx.clone();
+                let task = tokio::spawn(async move {
+                    let result = TcpStream::connect(addr).await;
+                    // The driver may have stopped meanwhile; the socket is then simply dropped.
+                    let _ = results.send((peer, result));
+                });
+                match self.slot_mut(peer) {
+                    Some(slot) => slot.connecting = Some(task.abort_handle()),
+                    None => task.abort(),
+                }
+            }
+            Io::Interest { peer, interest } => {
+                let next = &mut self.next;
+                let Some(slot) = self.peers.get_mut(peer.slot()).and_then(Option::as_mut) else {
+                    return;
+                };
+                let Some(socket) = slot.socket.as_mut().filter(|_| slot.id == peer) else {
+                    return;
+                };
+                let was = socket.interest;
+                socket.interest = interest;
+                // Readiness may have arrived while the direction was off: try at once.
+                let token = |action| Token { slot: peer.slot(), serial: peer.serial(), action };
+                if interest.read && !was.read {
+                    next.push(token(Action::Read));
+                }
+                if interest.write && !was.write {
+                    next.push(token(Action::Write));
+                }
+            }
+            Io::ShutdownWrite { peer } => {
+                let failed = self
+                    .slot_mut(peer)
+                    .and_then(|slot| slot.socket.as_ref())
+                    .and_then(|socket| crate::socket::shutdown_write(&socket.stream).err());
+                if let Some(e) = failed {
+                    self.engine.handle_error(peer, e.kind(), now);
+                }
+            }
+            Io::Close { peer } => {
+                if let Some(entry) = self.peers.get_mut(peer.slot()) {
+                    if entry.as_ref().is_some_and(|slot| slot.id == peer) {
+                        *entry = None;
+                    }
+                }
+            }
+            // A newer engine may ask for operations this driver does not know: ignoring them is
+            // the documented safe default (the engine never depends on an unperformed `Io`).
+            _ => {}
+        }
+    }
+
+    /// Tries the operation a readiness token names.
+    pub(super) fn service(&mut self, token: Token, now: Instant) {
+        match token.action {
+            Action::Read | Action::Write => self.transfer(token, now),
+            Action::Accept => self.accept(token, now),
+        }
+    }
+
+    /// Reads or writes until the socket would block, the engine pauses, or the turn is used up.
+    fn transfer(&mut self, token: Token, now: Instant) {
+        let engine = &mut self.engine;
+        let Some(slot) = self.peers.get_mut(token.slot).and_then(Option::as_mut) else { return };
+        let peer = slot.id;
+        if peer.serial() != token.serial {
+            return;
+        }
+        let Some(socket) = slot.socket.as_mut() else { return };
+        let reading = token.action == Action::Read;
+        let source = if reading { &socket.read } else { &socket.write };
+        source.state.rearm();
+        let mut cx = Context::from_waker(&source.waker);
+        for _ in 0..OPS_PER_TURN {
+            let wanted = if reading { socket.interest.read } else { socket.interest.write };
+            if !wanted {
+                return;
+            }
+            let ready = if reading {
+                socket.stream.poll_read_ready(&mut cx)
+            } else {
+                socket.stream.poll_write_ready(&mut cx)
+            };
+            match ready {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    engine.handle_error(peer, e.kind(), now);
+                    return;
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            let stream = &socket.stream;
+            let moved = if reading {
+                engine.read_from(peer, now, |buf| stream.try_read(buf))
+            } else {
+                engine.write_to(peer, now, |slices| stream.try_write_vectored(slices))
+            };
+            match moved {
+                // WouldBlock cleared Tokio's readiness: the next poll registers the waker.
+                Transfer::Moved(_) | Transfer::WouldBlock => {}
+                // Paused: an `Io::Interest` turns the direction on again. Closed: `Io::Close`.
+                _ => return,
+            }
+        }
+        self.next.push(token);
+    }
+
+    /// Accepts connections and hands them to the engine.
+    fn accept(&mut self, token: Token, now: Instant) {
+        let Some(listener) = self.listeners.get(token.slot).and_then(Option::as_ref) else {
+            return;
+        };
+        if listener.id.serial() != token.serial {
+            return;
+        }
+        let id = listener.id;
+        listener.accept.state.rearm();
+        let mut cx = Context::from_waker(&listener.accept.waker);
+        let mut accepted = Vec::new();
+        let mut again = true;
+        for _ in 0..ACCEPTS_PER_TURN {
+            match listener.listener.poll_accept(&mut cx) {
+                Poll::Pending => {
+                    again = false;
+                    break;
+                }
+                Poll::Ready(Ok(connection)) => accepted.push(connection),
+                Poll::Ready(Err(e)) if is_transient(&e) => {}
+                Poll::Ready(Err(_)) => {
+                    // Out of descriptors or memory: retry later rather than spin.
+                    again = false;
+                    self.accept_retry.push(token);
+                    self.accept_retry_at = Some(now + ACCEPT_BACKOFF);
+                    break;
+                }
+            }
+        }
+        for (stream, remote) in accepted {
+            if let Ok(peer) = self.engine.handle_accepted(id, remote, now) {
+                self.add_peer(peer);
+                self.attach(peer, stream);
+            }
+            // Refused: the socket is dropped here; the engine reported `Event::Refused`.
+        }
+        if again {
+            self.next.push(token);
+        }
+    }
+}
+
+/// Accept errors that concern one connection only.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}

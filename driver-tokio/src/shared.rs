@@ -1,0 +1,66 @@
+//! State shared by the driver task and the application's handles: the event queue and the
+//! table of per-peer channels.
+//!
+//! One short-lived lock guards both, so that handing a peer's data to its stream (once the
+//! application has taken it) or to the event queue (before) is decided atomically with
+//! [`Node::stream`](crate::Node::stream) taking the stream. The driver takes the lock once per
+//! batch of events, never across socket IO.
+
+use crate::stream::PeerChannel;
+use openp2p_core::{Event, PeerId};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+#[derive(Debug, Default)]
+pub(crate) struct SharedState {
+    /// Events not yet taken by the application.
+    pub(crate) events: VecDeque<Event>,
+    /// Tasks waiting in `next_event` or on the event stream.
+    waiters: Vec<Waker>,
+    /// The channel of every live peer (connecting, connected or closing), for `Node::stream`.
+    pub(crate) channels: HashMap<PeerId, Arc<PeerChannel>>,
+    /// The driver has stopped: once `events` is empty, the event stream ends.
+    pub(crate) ended: bool,
+}
+
+impl SharedState {
+    /// Wakes every task waiting for an event.
+    pub(crate) fn wake_waiters(&mut self) {
+        for waker in self.waiters.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    state: Mutex<SharedState>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SharedState> {
+        // Every critical section leaves the state consistent, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next event, `None` once the driver has stopped and every event was taken.
+    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let mut state = self.lock();
+        if let Some(event) = state.events.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        if state.ended {
+            return Poll::Ready(None);
+        }
+        if !state.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            state.waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Like `poll_event` without waiting.
+    pub(crate) fn try_event(&self) -> Option<Event> {
+        self.lock().events.pop_front()
+    }
+}
