@@ -1108,8 +1108,9 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
     let mut rest = stream;
     let mut split = 0;
     let mut closed = false;
+    // Delivers the events to the reference; returns why the peer went away, if it did.
     let drain = |engine: &mut Engine, reference: &mut Reference, held: &mut Vec<Bytes>| {
-        let mut closed = false;
+        let mut gone = None;
         while let Some(event) = engine.poll_event() {
             match event {
                 Event::Received { data, .. } => {
@@ -1117,26 +1118,18 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
                     assert!(expected.as_deref() == Some(&data[..]), "message differs");
                     held.push(data);
                 }
-                Event::Disconnected { reason, .. } => {
-                    let DisconnectReason::FrameTooLarge { len, .. } = reason else {
-                        panic!("unexpected disconnect {reason:?}")
-                    };
-                    assert_eq!(reference.error, Some(len), "wrong oversized frame");
-                    closed = true;
-                }
+                Event::Disconnected { reason, .. } => gone = Some(reason),
                 _ => {}
             }
         }
+        while engine.poll_io().is_some() {}
         assert!(reference.expected.is_empty(), "messages not delivered");
         let g = engine.global_stats();
-        assert!(
-            g.spilled_bytes <= 2 * (max + config.segment_size + 8),
-            "spill over bound"
-        );
+        assert!(g.spilled_bytes <= 2 * (max + config.segment_size + 8), "spill over bound");
         if let Err(e) = engine.check_invariants() {
             panic!("engine invariant broken: {e}");
         }
-        closed
+        gone
     };
     drain(&mut engine, &mut reference, &mut held);
     let mut stalls = 0;
@@ -1155,7 +1148,13 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
             });
             reference.push(&chunk[..took]);
             chunk = &chunk[took..];
-            closed = drain(&mut engine, &mut reference, &mut held);
+            if let Some(reason) = drain(&mut engine, &mut reference, &mut held) {
+                let DisconnectReason::FrameTooLarge { len, .. } = reason else {
+                    panic!("unexpected disconnect {reason:?}")
+                };
+                assert_eq!(reference.error, Some(len), "wrong oversized frame");
+                closed = true;
+            }
             match result {
                 Transfer::Moved(_) => stalls = 0,
                 Transfer::Paused => {
@@ -1172,7 +1171,6 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
                 Transfer::Closed => assert!(closed, "read side closed without a disconnect"),
                 Transfer::WouldBlock => panic!("WouldBlock from a read that succeeded"),
             }
-            while engine.poll_io().is_some() {}
         }
         if control & 0x80 != 0 {
             held.clear();
@@ -1207,10 +1205,12 @@ pub fn frame_delimited(data: &[u8], base: Instant) {
 
 /// Drives a token bucket and a shared (global) budget through takes, rate and burst changes and
 /// time steps forward and backward, checking that neither ever grants more than its initial
-/// burst plus the rate in force times the time it has seen pass, that a bucket emptied and
-/// refilled at a steady rate grants exactly what it earned (capped at its burst, within one
-/// token), that `ready_at` names an instant at which the tokens exist, and that a parked peer
-/// always has a wake-up scheduled.
+/// burst plus the rate in force times the time elapsed, that a bucket emptied and refilled at a
+/// steady rate grants what it earned (capped at its burst, within one token), that `ready_at`
+/// names an instant at which the tokens exist, and that a parked peer always has a wake-up.
+///
+/// Takes and grants see time go backwards; rate changes are made at the latest time seen, as the
+/// engine (whose clock is monotonic) makes them.
 pub fn bucket(data: &[u8]) {
     let mut input = Input(data);
     let first = rate(&mut input).unwrap_or(Rate::per_second(1));
@@ -1218,66 +1218,48 @@ pub fn bucket(data: &[u8]) {
     let mut b = Bucket::new(first, 0);
     let mut shared = SharedBudget::new(shared_rate, 0);
     let mut shares = [Share::default(); 4];
-    let ids: Vec<PeerId> = (0..4)
-        .map(|i| PeerId {
-            index: i,
-            serial: u64::from(i) + 1,
-        })
-        .collect();
-    // Models, in token-nanoseconds: the latest time each structure saw, the rate in force, the
-    // tokens it may have earned and the tokens it granted.
-    let mut t = 0u64;
+    let ids: Vec<PeerId> = (0..4).map(|i| PeerId { index: i, serial: u64::from(i) + 1 }).collect();
+    // Models, in token-nanoseconds: what each may have earned since the start, and granted.
+    let (mut t, mut latest) = (0u64, 0u64);
     let mut rate_now = first;
-    let (mut b_seen, mut b_bound, mut b_granted) = (0u64, u128::from(first.burst()) * NS, 0u128);
-    let mut s_bound = shared_rate.map_or(0, |r| u128::from(r.burst()) * NS);
-    let (mut s_seen, mut s_granted) = (0u64, 0u128);
+    let (mut b_bound, mut b_granted) = (u128::from(first.burst()) * NS, 0u128);
+    let (mut s_bound, mut s_granted) = (shared_rate.map_or(0, |r| u128::from(r.burst()) * NS), 0);
     let mut emptied_at: Option<u64> = None;
     let mut ops = 0;
     while !input.is_empty() && ops < 2_000 {
         ops += 1;
-        let op = input.u8() % 10;
-        if (2..=6).contains(&op) && t > b_seen {
-            b_bound += u128::from(rate_now.bytes_per_sec()) * u128::from(t - b_seen);
-            b_seen = t;
+        if t > latest {
+            let dt = u128::from(t - latest);
+            b_bound += u128::from(rate_now.bytes_per_sec()) * dt;
+            s_bound += shared_rate.map_or(0, |r| u128::from(r.bytes_per_sec()) * dt);
+            latest = t;
         }
-        if op >= 7 && t > s_seen {
-            s_bound += shared_rate.map_or(0, |r| {
-                u128::from(r.bytes_per_sec()) * u128::from(t - s_seen)
-            });
-            s_seen = t;
-        }
-        match op {
+        match input.u8() % 10 {
             0 => t = t.saturating_add(u64::from(input.u32()) * u64::from(input.u8() % 8 + 1)),
             1 => t = t.saturating_sub(u64::from(input.u32())),
             2 | 3 => {
                 let want = u64::from(input.u32()) >> (input.u8() % 32);
                 let before = b.clone().available(t);
                 let got = b.take(want, t);
-                assert!(
-                    got <= want && got <= before,
-                    "took {got} of {want}, had {before}"
-                );
+                assert!(got <= want && got <= before, "took {got} of {want}, had {before}");
                 b_granted += u128::from(got);
                 emptied_at = None;
             }
             4 => {
                 let got = b.take(u64::MAX, t);
                 b_granted += u128::from(got);
-                if let Some(since) = emptied_at {
-                    let earned = u128::from(rate_now.bytes_per_sec()) * u128::from(b_seen - since);
+                if let Some(since) = emptied_at.filter(|_| t == latest) {
+                    let earned = u128::from(rate_now.bytes_per_sec()) * u128::from(t - since);
                     let burst = u128::from(rate_now.burst());
                     let (low, high) = ((earned / NS).min(burst), (earned / NS + 1).min(burst));
                     let got = u128::from(got);
-                    assert!(
-                        low <= got && got <= high,
-                        "steady refill gave {got}, earned {low}"
-                    );
+                    assert!(low <= got && got <= high, "steady refill gave {got}, earned {low}");
                 }
-                emptied_at = Some(b_seen);
+                emptied_at = (t == latest).then_some(t);
             }
             5 => {
                 if let Some(r) = rate(&mut input) {
-                    b.set_rate(r, t);
+                    b.set_rate(r, latest);
                     rate_now = r;
                     emptied_at = None;
                 }
@@ -1287,7 +1269,7 @@ pub fn bucket(data: &[u8]) {
                 let mut probe = b.clone();
                 let at = probe.ready_at(want, t);
                 assert!(at >= t, "ready_at in the past");
-                if t >= b_seen {
+                if t == latest {
                     let need = want.clamp(1, rate_now.burst());
                     assert!(probe.available(at) >= need, "ready_at({want}) too early");
                 }
@@ -1302,11 +1284,11 @@ pub fn bucket(data: &[u8]) {
                 if got == 0 {
                     shared.park(ids[i], &mut shares[i], t);
                 } else {
-                    let used = u128::from(got.min(u64::from(input.u16())));
-                    shared.consume(&mut shares[i], used as u64, t);
-                    s_granted += used;
+                    let used = got.min(u64::from(input.u16()));
+                    shared.consume(&mut shares[i], used, t);
+                    s_granted += u128::from(used);
                     if shared_rate.is_none() {
-                        s_bound += used * NS;
+                        s_bound += u128::from(used) * NS;
                     }
                 }
             }
@@ -1320,31 +1302,19 @@ pub fn bucket(data: &[u8]) {
             }
             _ => {
                 let r = rate(&mut input);
-                for p in shared.set_rate(r, t) {
+                for p in shared.set_rate(r, latest) {
                     shares[p.slot()].parked = false;
                 }
                 if let (Some(r), None) = (r, shared_rate) {
-                    // A new bucket starts full, and counts time from `t`.
+                    // A new bucket starts full.
                     s_bound += u128::from(r.burst()) * NS;
-                    s_seen = t;
                 }
                 shared_rate = r;
             }
         }
-        assert!(
-            b.clone().available(t) <= rate_now.burst(),
-            "tokens over the burst"
-        );
-        assert!(
-            b_granted * NS <= b_bound,
-            "bucket granted {b_granted}, bound {}",
-            b_bound / NS
-        );
-        assert!(
-            s_granted * NS <= s_bound,
-            "budget granted {s_granted}, bound {}",
-            s_bound / NS
-        );
+        assert!(b.clone().available(t) <= rate_now.burst(), "tokens over the burst");
+        assert!(b_granted * NS <= b_bound, "bucket granted {b_granted}, bound {}", b_bound / NS);
+        assert!(s_granted * NS <= s_bound, "budget granted {s_granted}, bound {}", s_bound / NS);
         if shares.iter().any(|s| s.parked) {
             assert!(shared.wake_at().is_some(), "a parked peer has no wake-up");
         }

@@ -334,12 +334,15 @@ impl SimNet {
                     self.next_port += 1;
                     addr.set_port(self.next_port);
                 }
-                if self.listeners.contains_key(&addr) {
-                    let e = io::ErrorKind::AddrInUse;
-                    self.nodes[n].engine.handle_listen_failed(listener, e, now);
-                } else {
-                    self.listeners.insert(addr, (n, listener));
-                    self.nodes[n].engine.handle_listening(listener, addr, now);
+                match self.listeners.entry(addr) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        let e = io::ErrorKind::AddrInUse;
+                        self.nodes[n].engine.handle_listen_failed(listener, e, now);
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert((n, listener));
+                        self.nodes[n].engine.handle_listening(listener, addr, now);
+                    }
                 }
             }
             Io::CloseListener { listener } => {
