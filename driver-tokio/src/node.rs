@@ -197,8 +197,8 @@ impl Node {
     /// order) instead of arriving as [`Event::Received`]; all other events still arrive as
     /// events. Works from `connect`'s return on, before the peer is connected.
     ///
-    /// Fails for a stale id (or after the peer's `Disconnected`/`ConnectFailed` was delivered)
-    /// and for a stream taken before.
+    /// Fails for a stale id (once the application has taken the peer's `Disconnected` or
+    /// `ConnectFailed` event) and for a stream taken before.
     pub fn stream(&self, peer: PeerId) -> Result<PeerStream, StreamError> {
         let mut shared = self.shared.lock();
         let channel = shared.channels.get(&peer).cloned().ok_or(StreamError::UnknownPeer)?;

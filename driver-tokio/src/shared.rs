@@ -18,13 +18,24 @@ pub(crate) struct SharedState {
     pub(crate) events: VecDeque<Event>,
     /// Tasks waiting in `next_event` or on the event stream.
     waiters: Vec<Waker>,
-    /// The channel of every live peer (connecting, connected or closing), for `Node::stream`.
+    /// The channel of every peer whose last event (`Disconnected` or `ConnectFailed`) the
+    /// application has not taken yet, for `Node::stream`.
     pub(crate) channels: HashMap<PeerId, Arc<PeerChannel>>,
     /// The driver has stopped: once `events` is empty, the event stream ends.
     pub(crate) ended: bool,
 }
 
 impl SharedState {
+    /// Takes the next event. A peer's channel is forgotten when the application takes the
+    /// peer's last event, so `Node::stream` works until then.
+    fn pop(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = &event {
+            self.channels.remove(peer);
+        }
+        Some(event)
+    }
+
     /// Wakes every task waiting for an event.
     pub(crate) fn wake_waiters(&mut self) {
         for waker in self.waiters.drain(..) {
@@ -47,7 +58,7 @@ impl Shared {
     /// The next event, `None` once the driver has stopped and every event was taken.
     pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let mut state = self.lock();
-        if let Some(event) = state.events.pop_front() {
+        if let Some(event) = state.pop() {
             return Poll::Ready(Some(event));
         }
         if state.ended {
@@ -61,6 +72,6 @@ impl Shared {
 
     /// Like `poll_event` without waiting.
     pub(crate) fn try_event(&self) -> Option<Event> {
-        self.lock().events.pop_front()
+        self.lock().pop()
     }
 }

@@ -131,7 +131,8 @@ impl PeerChannel {
 
     fn end(&self, end: End) {
         let mut state = self.lock();
-        state.end = Some(end);
+        // The first end reported is the true one (shutdown closes every channel again).
+        state.end.get_or_insert(end);
         if let Some(reader) = state.reader.take() {
             reader.wake();
         }

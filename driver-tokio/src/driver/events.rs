@@ -46,12 +46,12 @@ impl Driver {
                         }
                         Event::Writable { peer } => self.flush_backlog(*peer, now),
                         Event::Disconnected { peer, reason, .. } => {
-                            if let Some(channel) = state.channels.remove(peer) {
+                            if let Some(channel) = state.channels.get(peer) {
                                 channel.disconnected(*reason);
                             }
                         }
                         Event::ConnectFailed { peer, reason, .. } => {
-                            if let Some(channel) = state.channels.remove(peer) {
+                            if let Some(channel) = state.channels.get(peer) {
                                 channel.connect_failed(*reason);
                             }
                         }
