@@ -37,11 +37,18 @@ pub(crate) struct Conns {
 
 impl Conns {
     pub(crate) fn new(nodelay: bool, keepalive: Option<Duration>) -> Conns {
-        Conns { slots: Vec::new(), nodelay, keepalive }
+        Conns {
+            slots: Vec::new(),
+            nodelay,
+            keepalive,
+        }
     }
 
     pub(crate) fn get_mut(&mut self, peer: PeerId) -> Option<&mut Conn> {
-        self.slots.get_mut(peer.slot())?.as_mut().filter(|c| c.id == peer)
+        self.slots
+            .get_mut(peer.slot())?
+            .as_mut()
+            .filter(|c| c.id == peer)
     }
 
     pub(crate) fn by_slot(&mut self, slot: usize) -> Option<&mut Conn> {
@@ -92,7 +99,11 @@ impl Conns {
             drop_socket(poll, old);
         }
         poll.registry()
-            .register(&mut stream, Token(slot), mio::Interest::READABLE | mio::Interest::WRITABLE)
+            .register(
+                &mut stream,
+                Token(slot),
+                mio::Interest::READABLE | mio::Interest::WRITABLE,
+            )
             .map_err(|e| e.kind())?;
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
@@ -112,7 +123,9 @@ impl Conns {
 
     /// Deregisters and drops a peer's socket (no-op for a stale id).
     pub(crate) fn close(&mut self, poll: &Poll, peer: PeerId) {
-        let Some(slot) = self.slots.get_mut(peer.slot()) else { return };
+        let Some(slot) = self.slots.get_mut(peer.slot()) else {
+            return;
+        };
         if slot.as_ref().is_some_and(|c| c.id == peer) {
             if let Some(conn) = slot.take() {
                 drop_socket(poll, conn);

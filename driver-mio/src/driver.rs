@@ -42,6 +42,8 @@ pub(crate) struct Driver {
     pub(crate) engine: Engine,
     pub(crate) commands: Receiver<Command>,
     pub(crate) wake_pending: Arc<AtomicBool>,
+    /// Kept open while the thread polls (see `Node`).
+    pub(crate) _waker: Arc<mio::Waker>,
     pub(crate) out: Sender<Batch>,
     pub(crate) batch: Batch,
     pub(crate) conns: Conns,
@@ -53,6 +55,8 @@ pub(crate) struct Driver {
     pub(crate) more_commands: bool,
     /// Connects whose caller waits for the outcome.
     pub(crate) watched: HashMap<PeerId, SyncSender<Outcome>>,
+    /// Outcomes to answer once the batch holding their event has been handed over.
+    pub(crate) resolved: Vec<(SyncSender<Outcome>, Outcome)>,
     pub(crate) stats: DriverStats,
     pub(crate) stopping: bool,
 }
@@ -147,10 +151,18 @@ impl Driver {
             }
             Command::SendMany { peers, data } => {
                 for (peer, error) in self.engine.send_many(&peers, data.clone(), now) {
-                    self.batch.failures.push(SendFailure { peer, error, data: data.clone() });
+                    self.batch.failures.push(SendFailure {
+                        peer,
+                        error,
+                        data: data.clone(),
+                    });
                 }
             }
-            Command::Listen { addr, framing, reply } => {
+            Command::Listen {
+                addr,
+                framing,
+                reply,
+            } => {
                 let framing = framing.unwrap_or(self.engine.config().framing);
                 match self.engine.listen_with(addr, framing) {
                     Ok(listener) => self.listeners.await_bind(listener, reply),
@@ -159,7 +171,12 @@ impl Driver {
                     }
                 }
             }
-            Command::Connect { addr, framing, reply, outcome } => {
+            Command::Connect {
+                addr,
+                framing,
+                reply,
+                outcome,
+            } => {
                 let framing = framing.unwrap_or(self.engine.config().framing);
                 match self.engine.connect_with(addr, framing, now) {
                     Ok(peer) => {
@@ -196,7 +213,9 @@ impl Driver {
 
     /// Records what the poller reported for a peer's socket and queues it for service.
     fn on_socket_event(&mut self, slot: usize, event: &mio::event::Event, now: Instant) {
-        let Some(conn) = self.conns.by_slot(slot) else { return };
+        let Some(conn) = self.conns.by_slot(slot) else {
+            return;
+        };
         let peer = conn.id;
         conn.readable |= event.is_readable() || event.is_read_closed();
         conn.writable |= event.is_writable() || event.is_write_closed();
@@ -232,7 +251,9 @@ impl Driver {
                 self.perform(io, now);
             }
             self.take_events();
-            let Some(peer) = self.ready.pop_front() else { return };
+            let Some(peer) = self.ready.pop_front() else {
+                return;
+            };
             self.serve(peer, now);
         }
     }
@@ -240,7 +261,9 @@ impl Driver {
     fn perform(&mut self, io: Io, now: Instant) {
         match io {
             Io::Interest { peer, interest } => {
-                let Some(conn) = self.conns.get_mut(peer) else { return };
+                let Some(conn) = self.conns.get_mut(peer) else {
+                    return;
+                };
                 let turned_on = (interest.read && !conn.want.read && conn.readable)
                     || (interest.write && !conn.want.write && conn.writable);
                 conn.want = interest;
@@ -275,7 +298,9 @@ impl Driver {
 
     /// One turn for one socket: read while the engine wants and the socket gives, then write.
     fn serve(&mut self, peer: PeerId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(peer) else { return };
+        let Some(conn) = self.conns.get_mut(peer) else {
+            return;
+        };
         conn.queued = false;
         if conn.connecting {
             return;
@@ -285,7 +310,10 @@ impl Driver {
             let stream = &conn.stream;
             let mut ops = 0;
             loop {
-                match self.engine.read_from(peer, now, |buf| crate::socket::read(stream, buf)) {
+                match self
+                    .engine
+                    .read_from(peer, now, |buf| crate::socket::read(stream, buf))
+                {
                     Transfer::Moved(_) => {
                         ops += 1;
                         if ops == OPS_PER_PASS {
@@ -305,7 +333,10 @@ impl Driver {
             let stream = &conn.stream;
             let mut ops = 0;
             loop {
-                match self.engine.write_to(peer, now, |slices| crate::socket::write(stream, slices)) {
+                match self
+                    .engine
+                    .write_to(peer, now, |slices| crate::socket::write(stream, slices))
+                {
                     Transfer::Moved(_) => {
                         ops += 1;
                         if ops == OPS_PER_PASS {
@@ -329,7 +360,14 @@ impl Driver {
 
     /// Accepts on a ready listener, handing each connection to the engine.
     fn accept(&mut self, slot: usize, now: Instant) {
-        let Driver { listeners, engine, conns, poll, stats, .. } = self;
+        let Driver {
+            listeners,
+            engine,
+            conns,
+            poll,
+            stats,
+            ..
+        } = self;
         listeners.accept(slot, now, stats, |listener, stream, remote| {
             match engine.handle_accepted(listener, remote, now) {
                 Ok(peer) => {
@@ -361,7 +399,7 @@ impl Driver {
                 };
                 if let Some((peer, outcome)) = outcome {
                     if let Some(waiter) = self.watched.remove(&peer) {
-                        let _ = waiter.try_send(outcome);
+                        self.resolved.push((waiter, outcome));
                     }
                 }
             }
@@ -373,6 +411,9 @@ impl Driver {
         if !self.batch.is_empty() {
             // An error means the application dropped its queue: the batch is discarded.
             let _ = self.out.send(std::mem::take(&mut self.batch));
+        }
+        for (waiter, outcome) in self.resolved.drain(..) {
+            let _ = waiter.try_send(outcome);
         }
     }
 

@@ -52,7 +52,11 @@ pub struct Events {
 
 impl Events {
     pub(crate) fn new(rx: Receiver<Batch>) -> Events {
-        Events { rx, events: VecDeque::new(), failures: VecDeque::new() }
+        Events {
+            rx,
+            events: VecDeque::new(),
+            failures: VecDeque::new(),
+        }
     }
 
     fn take(&mut self, batch: Batch) {

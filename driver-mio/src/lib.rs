@@ -62,7 +62,9 @@ mod node;
 mod socket;
 mod stats;
 
-pub use error::{BindError, DialError, RecvTimeoutError, SendWaitError, StartError, Stopped, TryRecvError};
+pub use error::{
+    BindError, DialError, RecvTimeoutError, SendWaitError, StartError, Stopped, TryRecvError,
+};
 pub use events::{Events, SendFailure};
 pub use node::Node;
 pub use stats::DriverStats;
@@ -70,8 +72,8 @@ pub use stats::DriverStats;
 /// The engine crate, for its less common types (`openp2p_mio::core::ListenError`, ...).
 pub use openp2p_core as core;
 pub use openp2p_core::{
-    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason,
-    Engine, Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenerId, PeerId,
-    PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures, Transfer,
+    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
+    Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenerId, PeerId, PeerInfo,
+    PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures, Transfer,
     UnknownId, MIN_SEGMENT_SIZE,
 };

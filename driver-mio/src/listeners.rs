@@ -72,12 +72,20 @@ impl Listeners {
         let bound = socket.local_addr().map_err(|e| e.kind())?;
         let slot = id.slot();
         poll.registry()
-            .register(&mut socket, Token(LISTENER_BIT | slot), mio::Interest::READABLE)
+            .register(
+                &mut socket,
+                Token(LISTENER_BIT | slot),
+                mio::Interest::READABLE,
+            )
             .map_err(|e| e.kind())?;
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
         }
-        if let Some(mut old) = self.slots[slot].replace(Listening { id, socket, paused_until: None }) {
+        if let Some(mut old) = self.slots[slot].replace(Listening {
+            id,
+            socket,
+            paused_until: None,
+        }) {
             let _ = poll.registry().deregister(&mut old.socket);
         }
         Ok(bound)
@@ -85,7 +93,9 @@ impl Listeners {
 
     /// Stops and drops a listener (no-op for a stale id).
     pub(crate) fn close(&mut self, poll: &Poll, id: ListenerId) {
-        let Some(slot) = self.slots.get_mut(id.slot()) else { return };
+        let Some(slot) = self.slots.get_mut(id.slot()) else {
+            return;
+        };
         if slot.as_ref().is_some_and(|l| l.id == id) {
             if let Some(mut l) = slot.take() {
                 let _ = poll.registry().deregister(&mut l.socket);
@@ -95,11 +105,18 @@ impl Listeners {
 
     /// Accepts until `WouldBlock`, the per-pass cap or a resource error, handing each connection
     /// to `adopt`.
-    pub(crate) fn accept<F>(&mut self, slot: usize, now: Instant, stats: &mut DriverStats, mut adopt: F)
-    where
+    pub(crate) fn accept<F>(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        stats: &mut DriverStats,
+        mut adopt: F,
+    ) where
         F: FnMut(ListenerId, TcpStream, SocketAddr),
     {
-        let Some(Some(l)) = self.slots.get_mut(slot) else { return };
+        let Some(Some(l)) = self.slots.get_mut(slot) else {
+            return;
+        };
         if l.paused_until.is_some() {
             return;
         }

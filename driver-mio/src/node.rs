@@ -7,8 +7,8 @@ use crate::error::{BindError, DialError, SendWaitError, StartError, Stopped};
 use crate::events::{Batch, Events};
 use crate::listeners::Listeners;
 use crate::{
-    Bytes, Config, DriverStats, Engine, Framing, GlobalStats, Limits, PeerId, PeerInfo,
-    PeerStats, PoolUsage,
+    Bytes, Config, DriverStats, Engine, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats,
+    PoolUsage,
 };
 use mio::{Poll, Waker};
 use std::net::SocketAddr;
@@ -51,7 +51,9 @@ pub struct Node {
 #[derive(Debug)]
 struct Shared {
     commands: Sender<Command>,
-    waker: Waker,
+    /// Shared with the IO thread: closing a waker's file descriptor while a wake is pending would
+    /// lose the wake-up, so the IO thread keeps it open as long as it polls.
+    waker: Arc<Waker>,
     /// Set by the first command after the IO thread last drained the queue; only that command
     /// pays for a wake-up.
     wake_pending: Arc<AtomicBool>,
@@ -81,7 +83,7 @@ impl Node {
     pub fn start(config: Config) -> Result<(Node, Events), StartError> {
         let engine = Engine::new(config).map_err(StartError::Config)?;
         let poll = Poll::new().map_err(StartError::Io)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?);
         let (commands, command_rx) = mpsc::channel();
         let (out, events) = mpsc::channel::<Batch>();
         let wake_pending = Arc::new(AtomicBool::new(false));
@@ -93,12 +95,14 @@ impl Node {
             engine,
             commands: command_rx,
             wake_pending: Arc::clone(&wake_pending),
+            _waker: Arc::clone(&waker),
             out,
             batch: Batch::default(),
             ready: Default::default(),
             carry: Vec::new(),
             more_commands: false,
             watched: Default::default(),
+            resolved: Vec::new(),
             stats: DriverStats::default(),
             stopping: false,
         };
@@ -106,8 +110,18 @@ impl Node {
             .name("openp2p-mio".into())
             .spawn(move || driver.run())
             .map_err(StartError::Io)?;
-        let shared = Shared { commands, waker, wake_pending, thread: Mutex::new(Some(thread)) };
-        Ok((Node { shared: Arc::new(shared) }, Events::new(events)))
+        let shared = Shared {
+            commands,
+            waker,
+            wake_pending,
+            thread: Mutex::new(Some(thread)),
+        };
+        Ok((
+            Node {
+                shared: Arc::new(shared),
+            },
+            Events::new(events),
+        ))
     }
 
     fn post(&self, command: Command) -> Result<(), Stopped> {
@@ -140,8 +154,12 @@ impl Node {
         addr: SocketAddr,
         framing: Option<Framing>,
     ) -> Result<SocketAddr, BindError> {
-        self.ask(|reply| Command::Listen { addr, framing, reply })
-            .map_err(|Stopped| BindError::Stopped)?
+        self.ask(|reply| Command::Listen {
+            addr,
+            framing,
+            reply,
+        })
+        .map_err(|Stopped| BindError::Stopped)?
     }
 
     /// Starts a connection and returns its id at once; exactly one
@@ -154,9 +172,18 @@ impl Node {
 
     /// Like [`connect`](Self::connect), with this connection's framing (`None`: the configured
     /// one).
-    pub fn connect_with(&self, addr: SocketAddr, framing: Option<Framing>) -> Result<PeerId, DialError> {
-        self.ask(|reply| Command::Connect { addr, framing, reply, outcome: None })
-            .map_err(|Stopped| DialError::Stopped)?
+    pub fn connect_with(
+        &self,
+        addr: SocketAddr,
+        framing: Option<Framing>,
+    ) -> Result<PeerId, DialError> {
+        self.ask(|reply| Command::Connect {
+            addr,
+            framing,
+            reply,
+            outcome: None,
+        })
+        .map_err(|Stopped| DialError::Stopped)?
     }
 
     /// Connects and waits for the outcome (at most the configured `connect_timeout`). The
@@ -164,7 +191,12 @@ impl Node {
     pub fn connect_wait(&self, addr: SocketAddr) -> Result<PeerId, DialError> {
         let (outcome_tx, outcome_rx): (_, Receiver<Outcome>) = mpsc::sync_channel(1);
         let peer = self
-            .ask(|reply| Command::Connect { addr, framing: None, reply, outcome: Some(outcome_tx) })
+            .ask(|reply| Command::Connect {
+                addr,
+                framing: None,
+                reply,
+                outcome: Some(outcome_tx),
+            })
             .map_err(|Stopped| DialError::Stopped)??;
         match outcome_rx.recv() {
             Ok(Ok(_)) => Ok(peer),
@@ -178,20 +210,30 @@ impl Node {
     /// message comes back as a [`SendFailure`](crate::SendFailure) on
     /// [`Events::send_failure`]; to learn the answer at once, use [`send_wait`](Self::send_wait).
     pub fn send(&self, peer: PeerId, data: impl Into<Bytes>) -> Result<(), Stopped> {
-        self.post(Command::Send { peer, data: data.into() })
+        self.post(Command::Send {
+            peer,
+            data: data.into(),
+        })
     }
 
     /// Queues one message and waits for the engine's answer.
     pub fn send_wait(&self, peer: PeerId, data: impl Into<Bytes>) -> Result<(), SendWaitError> {
-        self.ask(|reply| Command::SendWait { peer, data: data.into(), reply })
-            .map_err(|Stopped| SendWaitError::Stopped)?
-            .map_err(SendWaitError::Rejected)
+        self.ask(|reply| Command::SendWait {
+            peer,
+            data: data.into(),
+            reply,
+        })
+        .map_err(|Stopped| SendWaitError::Stopped)?
+        .map_err(SendWaitError::Rejected)
     }
 
     /// Queues the same message for every peer in `peers` (one shared `Bytes`, no copy).
     /// Refusals come back as [`SendFailure`](crate::SendFailure)s, one per refusing peer.
     pub fn send_many(&self, peers: &[PeerId], data: impl Into<Bytes>) -> Result<(), Stopped> {
-        self.post(Command::SendMany { peers: peers.to_vec(), data: data.into() })
+        self.post(Command::SendMany {
+            peers: peers.to_vec(),
+            data: data.into(),
+        })
     }
 
     /// Closes gracefully: everything already sent is written, then the connection is shut down;

@@ -54,7 +54,10 @@ pub(crate) fn write(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<us
 
 /// The state of a non-blocking connect after a readiness event: `Some(Ok)` connected,
 /// `Some(Err(kind))` failed, `None` still in progress (a spurious wake-up).
-pub(crate) fn connect_outcome(stream: &TcpStream, hang_up: bool) -> Option<Result<(), io::ErrorKind>> {
+pub(crate) fn connect_outcome(
+    stream: &TcpStream,
+    hang_up: bool,
+) -> Option<Result<(), io::ErrorKind>> {
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return Some(Err(e.kind())),
         Ok(None) => {}

@@ -1,0 +1,256 @@
+//! Bulk transfers over loopback: many peers both ways, graceful close, reset mid-transfer.
+
+mod common;
+
+use common::{expect, pattern, PATIENCE};
+use openp2p_mio::{Bytes, Config, DisconnectReason, Event, Events, Limits, Node, PeerId, Rate};
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::Instant;
+
+const MIB: usize = 1024 * 1024;
+const PEERS: usize = 100;
+
+/// What one side knows about one peer's incoming stream.
+#[derive(Default)]
+struct Incoming {
+    /// The sender's seed (its first byte), once known.
+    seed: Option<usize>,
+    received: usize,
+}
+
+/// Checks a chunk against the pattern stream with `seed`, starting at `offset`.
+fn verify(base: &[u8], seed: usize, offset: usize, chunk: &[u8]) {
+    let start = seed + offset;
+    assert!(start + chunk.len() <= base.len(), "more than 1 MiB arrived");
+    assert!(
+        base[start..start + chunk.len()] == *chunk,
+        "corrupt data at offset {offset}"
+    );
+}
+
+/// Server side: sends each peer the stream seeded by `seed + PEERS` once it learns `seed` from
+/// the peer's first byte; verifies what arrives; returns once every peer has disconnected.
+fn serve(node: Node, mut events: Events, base: Bytes) -> usize {
+    let mut incoming: HashMap<PeerId, Incoming> = HashMap::new();
+    let mut finished = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while finished < PEERS {
+        let event = events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("server events within the deadline");
+        match event {
+            Event::Received { peer, data } => {
+                let state = incoming.entry(peer).or_default();
+                let seed = *state.seed.get_or_insert_with(|| {
+                    let seed = usize::from(data[0]);
+                    let reply = base.slice(seed + PEERS..seed + PEERS + MIB);
+                    node.send(peer, reply).expect("running");
+                    seed
+                });
+                verify(&base, seed, state.received, &data);
+                state.received += data.len();
+            }
+            Event::Disconnected {
+                peer,
+                reason,
+                unsent,
+            } => {
+                assert_eq!(reason, DisconnectReason::Remote);
+                assert_eq!(unsent, 0);
+                assert_eq!(incoming.get(&peer).map(|s| s.received), Some(MIB));
+                finished += 1;
+            }
+            _ => {}
+        }
+        assert!(events.send_failure().is_none(), "no send is refused");
+    }
+    node.shutdown();
+    incoming.values().filter(|s| s.received == MIB).count()
+}
+
+#[test]
+fn hundred_peers_each_exchange_one_mebibyte_both_ways_intact() {
+    let base = Bytes::from(pattern(MIB + 2 * 251));
+    let (server, server_events) = Node::start(Config::default()).expect("start");
+    let addr = server
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .expect("listen");
+    let server_base = base.clone();
+    let server_thread = std::thread::spawn(move || serve(server, server_events, server_base));
+
+    let (client, mut events) = Node::start(Config::default()).expect("start");
+    let mut seeds = HashMap::new();
+    for seed in 0..PEERS {
+        let peer = client.connect(addr).expect("connect");
+        // Queued before the connection completes: sent once it does.
+        client
+            .send(peer, base.slice(seed..seed + MIB))
+            .expect("running");
+        seeds.insert(peer, (seed, 0usize));
+    }
+    let mut complete = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while complete < PEERS {
+        let event = events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("client events within the deadline");
+        match event {
+            Event::Received { peer, data } => {
+                let (seed, received) = seeds.get_mut(&peer).expect("a peer we connected");
+                verify(&base, *seed + PEERS, *received, &data);
+                *received += data.len();
+                if *received == MIB {
+                    complete += 1;
+                }
+            }
+            Event::ConnectFailed { reason, .. } => panic!("connect failed: {reason:?}"),
+            Event::Disconnected { reason, .. } => panic!("early disconnect: {reason}"),
+            _ => {}
+        }
+    }
+    for &peer in seeds.keys() {
+        client.disconnect(peer).expect("running");
+    }
+    for _ in 0..PEERS {
+        let gone = expect(&mut events, "Disconnected", |e| {
+            matches!(e, Event::Disconnected { .. })
+        });
+        assert!(matches!(
+            gone,
+            Event::Disconnected {
+                reason: DisconnectReason::Local,
+                unsent: 0,
+                ..
+            }
+        ));
+    }
+    assert_eq!(
+        server_thread.join().expect("server verified everything"),
+        PEERS
+    );
+    let stats = client.global_stats().expect("running");
+    assert_eq!(stats.sent.bytes, (PEERS * MIB) as u64);
+    assert_eq!(stats.received.bytes, (PEERS * MIB) as u64);
+    client.shutdown();
+}
+
+#[test]
+fn graceful_disconnect_delivers_every_queued_byte() {
+    const TOTAL: usize = 32 * MIB;
+    let base = Bytes::from(pattern(TOTAL + 251));
+    // A slow reader, so most of the data is still in the sender's queue at `disconnect`.
+    let server_config = Config {
+        peer_limits: Limits::download(Rate::per_second(16 * MIB as u64)),
+        ..Config::default()
+    };
+    let (server, mut server_events) = Node::start(server_config).expect("start");
+    let addr = server
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .expect("listen");
+    let client_config = Config {
+        send_queue_high_water: TOTAL,
+        ..Config::default()
+    };
+    let (client, mut client_events) = Node::start(client_config).expect("start");
+    let peer = client.connect_wait(addr).expect("connects");
+    for i in 0..TOTAL / (4 * MIB) {
+        client
+            .send(peer, base.slice(i * 4 * MIB..(i + 1) * 4 * MIB))
+            .expect("running");
+    }
+    client.disconnect(peer).expect("running");
+    let queued = client.stats(peer).expect("running").map_or(0, |s| s.queued);
+    assert!(
+        queued > 0,
+        "the disconnect was issued with bytes still queued"
+    );
+
+    let mut received = 0;
+    loop {
+        match expect(&mut server_events, "data, then Disconnected", |e| {
+            e.peer().is_some()
+        }) {
+            Event::Received { data, .. } => {
+                verify(&base, 0, received, &data);
+                received += data.len();
+            }
+            Event::Disconnected { reason, unsent, .. } => {
+                assert_eq!(reason, DisconnectReason::Remote);
+                assert_eq!(unsent, 0);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        received, TOTAL,
+        "every queued byte arrived before the close"
+    );
+    let gone = expect(&mut client_events, "Disconnected", |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    assert_eq!(
+        gone,
+        Event::Disconnected {
+            peer,
+            reason: DisconnectReason::Local,
+            unsent: 0
+        }
+    );
+    assert!(client_events.send_failure().is_none());
+    client.shutdown();
+    server.shutdown();
+}
+
+#[test]
+fn a_reset_mid_transfer_reports_disconnected_with_the_unsent_count() {
+    const TOTAL: usize = 32 * MIB;
+    let remote = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = remote.local_addr().expect("addr");
+    let config = Config {
+        send_queue_high_water: TOTAL,
+        ..Config::default()
+    };
+    let (client, mut events) = Node::start(config).expect("start");
+    let peer = client.connect(addr).expect("connect");
+    client.send(peer, vec![7u8; TOTAL]).expect("running");
+
+    // The remote reads a little, then resets the connection (SO_LINGER 0 sends RST on close).
+    let (mut socket, _) = remote.accept().expect("accept");
+    let mut buf = vec![0u8; 64 * 1024];
+    socket.read_exact(&mut buf).expect("some data arrives");
+    socket2::SockRef::from(&socket)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .expect("linger");
+    drop(socket);
+
+    let mut written = 0u64;
+    let (reason, unsent) = loop {
+        match expect(&mut events, "Sent or Disconnected", |e| {
+            e.peer() == Some(peer)
+        }) {
+            Event::Sent { bytes, .. } => written += bytes as u64,
+            Event::Disconnected { reason, unsent, .. } => break (reason, unsent),
+            _ => {}
+        }
+    };
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::Io(
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        ),
+        "reason: {reason:?}"
+    );
+    assert!(unsent > 0, "the reset interrupted the transfer");
+    assert_eq!(
+        unsent + written,
+        TOTAL as u64,
+        "every accepted byte is written or unsent"
+    );
+    let stats = client.global_stats().expect("running");
+    assert_eq!(stats.unsent_bytes, unsent);
+    client.shutdown();
+}
