@@ -1,5 +1,6 @@
 //! What the engine tells the application.
 
+use crate::discovery::NodeKey;
 use crate::{ListenerId, PeerId};
 use bytes::Bytes;
 use core::fmt;
@@ -197,6 +198,22 @@ pub enum Event {
     },
     /// `shutdown` finished: every peer and listener is closed.
     ShutdownComplete,
+    /// LAN discovery heard a node for the first time, or heard it at a new address or name.
+    Discovered {
+        /// The node's identity.
+        node: NodeKey,
+        /// Where it accepts connections: the beacon's source IP and announced TCP port.
+        addr: SocketAddr,
+        /// Its announced name.
+        name: String,
+    },
+    /// LAN discovery has not heard from a node within the expiry.
+    Lost {
+        /// The node's identity.
+        node: NodeKey,
+        /// Its last known address.
+        addr: SocketAddr,
+    },
 }
 
 impl Event {

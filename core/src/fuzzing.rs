@@ -1125,7 +1125,10 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
         while engine.poll_io().is_some() {}
         assert!(reference.expected.is_empty(), "messages not delivered");
         let g = engine.global_stats();
-        assert!(g.spilled_bytes <= 2 * (max + config.segment_size + 8), "spill over bound");
+        assert!(
+            g.spilled_bytes <= 2 * (max + config.segment_size + 8),
+            "spill over bound"
+        );
         if let Err(e) = engine.check_invariants() {
             panic!("engine invariant broken: {e}");
         }
@@ -1218,7 +1221,12 @@ pub fn bucket(data: &[u8]) {
     let mut b = Bucket::new(first, 0);
     let mut shared = SharedBudget::new(shared_rate, 0);
     let mut shares = [Share::default(); 4];
-    let ids: Vec<PeerId> = (0..4).map(|i| PeerId { index: i, serial: u64::from(i) + 1 }).collect();
+    let ids: Vec<PeerId> = (0..4)
+        .map(|i| PeerId {
+            index: i,
+            serial: u64::from(i) + 1,
+        })
+        .collect();
     // Models, in token-nanoseconds: what each may have earned since the start, and granted.
     let (mut t, mut latest) = (0u64, 0u64);
     let mut rate_now = first;
@@ -1241,7 +1249,10 @@ pub fn bucket(data: &[u8]) {
                 let want = u64::from(input.u32()) >> (input.u8() % 32);
                 let before = b.clone().available(t);
                 let got = b.take(want, t);
-                assert!(got <= want && got <= before, "took {got} of {want}, had {before}");
+                assert!(
+                    got <= want && got <= before,
+                    "took {got} of {want}, had {before}"
+                );
                 b_granted += u128::from(got);
                 emptied_at = None;
             }
@@ -1253,7 +1264,10 @@ pub fn bucket(data: &[u8]) {
                     let burst = u128::from(rate_now.burst());
                     let (low, high) = ((earned / NS).min(burst), (earned / NS + 1).min(burst));
                     let got = u128::from(got);
-                    assert!(low <= got && got <= high, "steady refill gave {got}, earned {low}");
+                    assert!(
+                        low <= got && got <= high,
+                        "steady refill gave {got}, earned {low}"
+                    );
                 }
                 emptied_at = (t == latest).then_some(t);
             }
@@ -1312,9 +1326,20 @@ pub fn bucket(data: &[u8]) {
                 shared_rate = r;
             }
         }
-        assert!(b.clone().available(t) <= rate_now.burst(), "tokens over the burst");
-        assert!(b_granted * NS <= b_bound, "bucket granted {b_granted}, bound {}", b_bound / NS);
-        assert!(s_granted * NS <= s_bound, "budget granted {s_granted}, bound {}", s_bound / NS);
+        assert!(
+            b.clone().available(t) <= rate_now.burst(),
+            "tokens over the burst"
+        );
+        assert!(
+            b_granted * NS <= b_bound,
+            "bucket granted {b_granted}, bound {}",
+            b_bound / NS
+        );
+        assert!(
+            s_granted * NS <= s_bound,
+            "budget granted {s_granted}, bound {}",
+            s_bound / NS
+        );
         if shares.iter().any(|s| s.parked) {
             assert!(shared.wake_at().is_some(), "a parked peer has no wake-up");
         }

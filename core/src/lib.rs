@@ -39,6 +39,7 @@
 mod bucket;
 mod clock;
 mod config;
+pub mod discovery;
 mod engine;
 mod error;
 mod event;
@@ -51,9 +52,14 @@ mod output;
 mod peer;
 mod pool;
 mod queue;
+mod rng;
 mod stats;
 mod timer;
 mod transfer;
+
+#[cfg(test)]
+#[path = "../tests/support/test_clock.rs"]
+mod test_clock;
 
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -69,6 +75,7 @@ pub use id::{ListenerId, PeerId};
 pub use io::{Interest, Io, Transfer};
 pub use peer::{PeerInfo, PeerState};
 pub use pool::PoolUsage;
+pub use rng::SimRng;
 pub use stats::{FlowStats, GlobalStats, PeerStats};
 
 pub use bytes::Bytes;

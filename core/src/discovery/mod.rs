@@ -1,0 +1,341 @@
+//! LAN discovery, sans-IO: announce this node by UDP broadcast and learn the others.
+//!
+//! [`Discovery`] decides when to announce (an interval with seeded jitter, from injected time),
+//! decodes beacons, remembers who was heard and forgets nodes not heard from within the expiry,
+//! emitting [`Event::Discovered`](crate::Event::Discovered) and
+//! [`Event::Lost`](crate::Event::Lost). A driver owns the UDP socket: it sends what
+//! [`poll_transmit`](Discovery::poll_transmit) returns to the broadcast address and feeds every
+//! datagram it receives, with its source address, to
+//! [`handle_datagram`](Discovery::handle_datagram). A discovered node's IP address is always the
+//! datagram's source, never anything in the payload (Open.P2P announced a hard-coded 127.0.0.1).
+//!
+//! ```
+//! use openp2p_core::discovery::{Beacon, Discovery, DiscoveryConfig, NodeKey};
+//! use openp2p_core::Event;
+//! use std::time::Instant;
+//!
+//! let now = crate::test_clock::base();
+//! let me = Beacon { node: NodeKey([1; 16]), tcp_port: 9988, name: "alice".into() };
+//! let other = Beacon { node: NodeKey([2; 16]), tcp_port: 7777, name: "bob".into() };
+//! let mut alice = Discovery::new(DiscoveryConfig::default(), me, 1);
+//! let mut bob = Discovery::new(DiscoveryConfig::default(), other, 2);
+//! let datagram = bob.poll_transmit(now).unwrap().to_vec();
+//! alice.handle_datagram("192.168.1.20:3000".parse().unwrap(), &datagram, now).unwrap();
+//! match alice.poll_event() {
+//!     Some(Event::Discovered { addr, name, .. }) => {
+//!         assert_eq!(addr, "192.168.1.20:7777".parse().unwrap());
+//!         assert_eq!(name, "bob");
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+
+mod beacon;
+
+pub use beacon::{Beacon, BeaconError, NodeKey, MAGIC, MAX_BEACON, MAX_NAME, VERSION};
+
+use crate::clock::{nanos, Clock, Nanos};
+use crate::rng::SimRng;
+use crate::Event;
+use core::net::SocketAddr;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The default UDP port for beacons (Open.P2P's chat used 3000).
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// When to announce and when to forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Time between announcements.
+    pub interval: Duration,
+    /// Each interval is moved by up to this much either way (seeded), so nodes started together
+    /// do not announce in lock-step.
+    pub jitter: Duration,
+    /// A node not heard from for this long is lost.
+    pub expiry: Duration,
+    /// Most nodes remembered; beacons from further nodes are ignored until some expire.
+    pub max_nodes: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            interval: Duration::from_secs(2),
+            jitter: Duration::from_millis(500),
+            expiry: Duration::from_secs(7),
+            max_nodes: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    addr: SocketAddr,
+    name: String,
+    last_seen: Nanos,
+}
+
+/// The discovery state machine (see the module docs).
+#[derive(Debug)]
+pub struct Discovery {
+    config: DiscoveryConfig,
+    me: NodeKey,
+    beacon: [u8; MAX_BEACON],
+    beacon_len: usize,
+    clock: Clock,
+    rng: SimRng,
+    next_announce: Option<Nanos>,
+    known: BTreeMap<NodeKey, Known>,
+    events: VecDeque<Event>,
+    ignored: u64,
+}
+
+impl Discovery {
+    /// A node announcing `me`; `seed` drives the jitter.
+    pub fn new(config: DiscoveryConfig, me: Beacon, seed: u64) -> Self {
+        let mut beacon = [0u8; MAX_BEACON];
+        let beacon_len = me.encode(&mut beacon);
+        Discovery {
+            config,
+            me: me.node,
+            beacon,
+            beacon_len,
+            clock: Clock::new(),
+            rng: SimRng::new(seed),
+            next_announce: None,
+            known: BTreeMap::new(),
+            events: VecDeque::new(),
+            ignored: 0,
+        }
+    }
+
+    /// The beacon to broadcast if one is due at `now` (the first call is always due).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
+        let now = self.clock.observe(now);
+        if self.next_announce.is_some_and(|at| at > now) {
+            return None;
+        }
+        let interval = nanos(self.config.interval);
+        let jitter = nanos(self.config.jitter).min(interval / 2);
+        let offset = if jitter == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (2 * jitter + 1)
+        };
+        self.next_announce = Some(now.saturating_add(interval - jitter + offset));
+        Some(&self.beacon[..self.beacon_len])
+    }
+
+    /// A datagram arrived from `src`. Malformed datagrams and our own beacons change nothing.
+    pub fn handle_datagram(
+        &mut self,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), BeaconError> {
+        let now = self.clock.observe(now);
+        let beacon = Beacon::decode(data)?;
+        if beacon.node == self.me {
+            return Ok(());
+        }
+        let addr = SocketAddr::new(src.ip(), beacon.tcp_port);
+        let full = self.known.len() >= self.config.max_nodes;
+        match self.known.get_mut(&beacon.node) {
+            Some(known) => {
+                known.last_seen = now;
+                if known.addr != addr || known.name != beacon.name {
+                    known.addr = addr;
+                    known.name.clone_from(&beacon.name);
+                    self.events.push_back(Event::Discovered {
+                        node: beacon.node,
+                        addr,
+                        name: beacon.name,
+                    });
+                }
+            }
+            None if full => self.ignored += 1,
+            None => {
+                self.known.insert(
+                    beacon.node,
+                    Known {
+                        addr,
+                        name: beacon.name.clone(),
+                        last_seen: now,
+                    },
+                );
+                self.events.push_back(Event::Discovered {
+                    node: beacon.node,
+                    addr,
+                    name: beacon.name,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets nodes not heard from within the expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.observe(now);
+        let expiry = nanos(self.config.expiry);
+        let events = &mut self.events;
+        self.known.retain(|node, known| {
+            let alive = known.last_seen.saturating_add(expiry) > now;
+            if !alive {
+                events.push_back(Event::Lost {
+                    node: *node,
+                    addr: known.addr,
+                });
+            }
+            alive
+        });
+    }
+
+    /// The next instant something is due: an announcement or an expiry (`None` before the first
+    /// `poll_transmit`, which is due at once).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let expiry = nanos(self.config.expiry);
+        let first_expiry = self
+            .known
+            .values()
+            .map(|k| k.last_seen.saturating_add(expiry))
+            .min();
+        let next = [self.next_announce, first_expiry]
+            .into_iter()
+            .flatten()
+            .min()?;
+        self.clock.instant(next)
+    }
+
+    /// The next `Discovered` or `Lost` event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Nodes known now: id, address (source IP, announced TCP port) and name.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeKey, SocketAddr, &str)> + '_ {
+        self.known
+            .iter()
+            .map(|(k, v)| (*k, v.addr, v.name.as_str()))
+    }
+
+    /// Well-formed beacons ignored because `max_nodes` nodes were already known.
+    pub fn ignored(&self) -> u64 {
+        self.ignored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beacon(n: u8, port: u16) -> Vec<u8> {
+        let b = Beacon {
+            node: NodeKey([n; 16]),
+            tcp_port: port,
+            name: format!("node{n}"),
+        };
+        let mut buf = [0u8; MAX_BEACON];
+        let len = b.encode(&mut buf);
+        buf[..len].to_vec()
+    }
+
+    fn discovery(n: u8) -> Discovery {
+        let me = Beacon {
+            node: NodeKey([n; 16]),
+            tcp_port: 1,
+            name: "me".into(),
+        };
+        Discovery::new(
+            DiscoveryConfig {
+                max_nodes: 2,
+                ..DiscoveryConfig::default()
+            },
+            me,
+            u64::from(n),
+        )
+    }
+
+    #[test]
+    fn announcements_come_every_interval_give_or_take_the_jitter() {
+        let base = crate::test_clock::base();
+        let mut d = discovery(1);
+        let mut sent = Vec::new();
+        let mut t = Duration::ZERO;
+        while t < Duration::from_secs(60) {
+            if d.poll_transmit(base + t).is_some() {
+                sent.push(t);
+            }
+            t += Duration::from_millis(10);
+        }
+        assert!(
+            (25..=35).contains(&sent.len()),
+            "{} announcements",
+            sent.len()
+        );
+        for w in sent.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= Duration::from_millis(1500) && gap <= Duration::from_millis(2510),
+                "{gap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_address_comes_from_the_datagram_source_and_own_beacons_are_ignored() {
+        let now = crate::test_clock::base();
+        let mut d = discovery(1);
+        d.handle_datagram("10.1.2.3:3000".parse().unwrap(), &beacon(1, 5), now)
+            .unwrap();
+        assert_eq!(d.poll_event(), None, "our own beacon");
+        d.handle_datagram("10.1.2.4:3000".parse().unwrap(), &beacon(2, 5000), now)
+            .unwrap();
+        let Some(Event::Discovered { addr, .. }) = d.poll_event() else {
+            panic!()
+        };
+        assert_eq!(addr, "10.1.2.4:5000".parse().unwrap());
+        // Heard again unchanged: no new event; moved: a new event.
+        d.handle_datagram("10.1.2.4:3000".parse().unwrap(), &beacon(2, 5000), now)
+            .unwrap();
+        assert_eq!(d.poll_event(), None);
+        d.handle_datagram("10.1.2.9:3000".parse().unwrap(), &beacon(2, 5000), now)
+            .unwrap();
+        assert!(matches!(d.poll_event(), Some(Event::Discovered { .. })));
+    }
+
+    #[test]
+    fn silent_nodes_are_lost_after_the_expiry_and_the_table_is_bounded() {
+        let base = crate::test_clock::base();
+        let mut d = discovery(1);
+        for n in 2..6 {
+            d.handle_datagram("10.0.0.2:1".parse().unwrap(), &beacon(n, 1), base)
+                .unwrap();
+        }
+        assert_eq!(d.nodes().count(), 2);
+        assert_eq!(d.ignored(), 2);
+        while d.poll_event().is_some() {}
+        let later = base + Duration::from_secs(6);
+        d.handle_datagram("10.0.0.2:1".parse().unwrap(), &beacon(2, 1), later)
+            .unwrap();
+        assert_eq!(d.poll_timeout(), Some(base + Duration::from_secs(7)));
+        d.handle_timeout(base + Duration::from_secs(7));
+        assert!(
+            matches!(d.poll_event(), Some(Event::Lost { node, .. }) if node == NodeKey([3; 16]))
+        );
+        assert_eq!(d.poll_event(), None);
+        assert_eq!(d.nodes().count(), 1);
+    }
+
+    #[test]
+    fn garbage_is_rejected_without_side_effects() {
+        let now = crate::test_clock::base();
+        let mut d = discovery(1);
+        assert_eq!(
+            d.handle_datagram("10.0.0.2:1".parse().unwrap(), b"hello", now),
+            Err(BeaconError::Truncated)
+        );
+        assert_eq!(d.poll_event(), None);
+        assert_eq!(d.nodes().count(), 0);
+    }
+}
