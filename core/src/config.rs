@@ -156,6 +156,9 @@ pub struct Config {
     pub peer_limits: Limits,
     /// Limits shared by all peers, fairly among the peers that want bandwidth.
     pub global_limits: Limits,
+    /// Emit `Event::Sent` after every socket write. Turn off when nobody listens for them: it
+    /// halves the events of a request/response workload.
+    pub sent_events: bool,
     /// Drivers set `TCP_NODELAY` on every connection when true.
     pub nodelay: bool,
     /// Drivers enable TCP keepalive with this idle time when set.
@@ -181,6 +184,7 @@ impl Default for Config {
             framing: Framing::Raw,
             peer_limits: Limits::UNLIMITED,
             global_limits: Limits::UNLIMITED,
+            sent_events: true,
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1_024,

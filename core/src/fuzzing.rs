@@ -408,7 +408,9 @@ impl Harness {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let now = self.now();
-        match input.u8() % 24 {
+        let op = input.u8() % 24;
+        eprintln!("op {op} offset {}", self.offset);
+        match op {
             0 => {
                 let framing = framing(input, self.config.framing);
                 let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
@@ -1039,6 +1041,7 @@ impl Harness {
                 continue;
             };
             let writable = info.state != PeerState::Connecting && !m.eof;
+            if writable && !m.unwritten.is_empty() { let p = self.engine.peers.get(id.slot()).unwrap(); eprintln!("STUCK {:?} phase {:?} blocks {:?} interest {:?} queued {} deadlines {:?} global {:?}", id, p.phase, p.blocks, p.interest, p.queue.queued(), p.deadlines, self.engine.global); }
             assert!(
                 !writable || m.unwritten.is_empty(),
                 "{id:?}: queued bytes stuck, no wake-up"

@@ -302,7 +302,9 @@ impl Engine {
         self.totals.written += n as u64;
         self.totals.sent.record(now, n as u64, completed);
         self.totals.first_activity.get_or_insert(now);
-        self.events.push_back(Event::Sent { peer, bytes: n });
+        if self.config.sent_events {
+            self.events.push_back(Event::Sent { peer, bytes: n });
+        }
         if writable {
             self.events.push_back(Event::Writable { peer });
         }
