@@ -21,6 +21,28 @@ pub enum Framing {
     Delimited(u8),
 }
 
+impl Framing {
+    /// Bytes of framing added to each message on the wire.
+    ///
+    /// ```
+    /// use openp2p_core::Framing;
+    /// assert_eq!(Framing::LengthPrefixed.overhead(), 4);
+    /// assert_eq!(Framing::Delimited(b'\n').framed_len(10), 11);
+    /// ```
+    pub fn overhead(self) -> usize {
+        match self {
+            Framing::Raw => 0,
+            Framing::LengthPrefixed => 4,
+            Framing::Delimited(_) => 1,
+        }
+    }
+
+    /// Wire length of a message of `payload` bytes.
+    pub fn framed_len(self, payload: usize) -> u64 {
+        (payload + self.overhead()) as u64
+    }
+}
+
 /// A token-bucket rate: a sustained rate in bytes per second and a burst in bytes.
 ///
 /// ```
@@ -156,6 +178,10 @@ pub struct Config {
     pub peer_limits: Limits,
     /// Limits shared by all peers, fairly among the peers that want bandwidth.
     pub global_limits: Limits,
+    /// Keep a peer open after the remote's EOF (TCP half-close): the application is told with
+    /// `Event::ReadClosed`, may go on sending, and closes with `disconnect`. When false, the
+    /// remote's EOF flushes what is queued and closes the peer.
+    pub half_close: bool,
     /// Emit `Event::Sent` after every socket write. Turn off when nobody listens for them: it
     /// halves the events of a request/response workload.
     pub sent_events: bool,
@@ -184,6 +210,7 @@ impl Default for Config {
             framing: Framing::Raw,
             peer_limits: Limits::UNLIMITED,
             global_limits: Limits::UNLIMITED,
+            half_close: false,
             sent_events: true,
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
@@ -242,6 +269,49 @@ pub const MIN_SEGMENT_SIZE: usize = 512;
 const MAX_POOL_BYTES: usize = 64 << 30;
 
 impl Config {
+    /// Whether `send` accepts a message for a peer with this framing and `queued` bytes already
+    /// queued; returns its wire length. The engine applies exactly this rule; a driver that
+    /// answers `send` without a round trip can apply it too.
+    ///
+    /// ```
+    /// use openp2p_core::{Config, Framing, SendError};
+    /// let config = Config { send_queue_high_water: 100, ..Config::default() };
+    /// assert_eq!(config.admit(Framing::LengthPrefixed, b"hi", 0), Ok(6));
+    /// assert!(matches!(config.admit(Framing::Raw, &[0; 60], 50), Err(SendError::QueueFull { .. })));
+    /// assert_eq!(config.admit(Framing::Delimited(0), b"a\0b", 0), Err(SendError::DelimiterInPayload));
+    /// ```
+    pub fn admit(
+        &self,
+        framing: Framing,
+        payload: &[u8],
+        queued: u64,
+    ) -> Result<u64, crate::SendError> {
+        use crate::SendError;
+        let max = self.max_frame_size;
+        match framing {
+            Framing::Raw => {}
+            _ if payload.len() > max => {
+                return Err(SendError::FrameTooLarge {
+                    len: payload.len() as u64,
+                    max: max as u64,
+                })
+            }
+            Framing::Delimited(d) if payload.contains(&d) => {
+                return Err(SendError::DelimiterInPayload)
+            }
+            _ => {}
+        }
+        let len = framing.framed_len(payload.len());
+        let high = self.send_queue_high_water as u64;
+        if queued > 0 && queued + len > high {
+            return Err(SendError::QueueFull {
+                queued,
+                limit: high,
+            });
+        }
+        Ok(len)
+    }
+
     /// Checks every field; [`Engine::new`](crate::Engine::new) calls this.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let nonzero = [

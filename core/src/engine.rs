@@ -5,7 +5,6 @@ use crate::error::{ConnectError, ListenError, SendError, UnknownId};
 use crate::fair::SharedBudget;
 use crate::peer::{Block, Peer, Phase, DOWN, UP};
 use crate::pool::Pool;
-use crate::queue::SendQueue;
 use crate::stats::Flow;
 use crate::timer::{TimerKind, Timers};
 use crate::{
@@ -254,34 +253,19 @@ impl Engine {
     }
 
     fn send_at(&mut self, peer: PeerId, data: Bytes, now: Nanos) -> Result<(), SendError> {
-        let high = self.config.send_queue_high_water as u64;
-        let max = self.config.max_frame_size;
-        let p = self.peer_mut(peer).ok_or(SendError::UnknownPeer)?;
+        let p = lookup(&mut self.peers, peer).ok_or(SendError::UnknownPeer)?;
         if !p.accepts_sends() {
             return Err(SendError::Closing);
         }
-        match p.framing {
-            Framing::Raw => {}
-            _ if data.len() > max => {
-                return Err(SendError::FrameTooLarge {
-                    len: data.len() as u64,
-                    max: max as u64,
-                })
+        let len = match self.config.admit(p.framing, &data, p.queue.queued()) {
+            Ok(len) => len,
+            Err(e) => {
+                if matches!(e, SendError::QueueFull { .. }) {
+                    p.notify_writable = true;
+                }
+                return Err(e);
             }
-            Framing::Delimited(d) if data.contains(&d) => {
-                return Err(SendError::DelimiterInPayload)
-            }
-            _ => {}
-        }
-        let len = SendQueue::framed_len(p.framing, data.len());
-        let queued = p.queue.queued();
-        if queued > 0 && queued + len > high {
-            p.notify_writable = true;
-            return Err(SendError::QueueFull {
-                queued,
-                limit: high,
-            });
-        }
+        };
         p.queue.push(p.framing, data);
         p.accepted += len;
         if len > 0 {
@@ -312,6 +296,16 @@ impl Engine {
         let now = self.clock.observe(now);
         self.peer_ref(peer).ok_or(UnknownId)?;
         self.close(peer, DisconnectReason::Aborted, now);
+        Ok(())
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading from one peer, independently of its limits:
+    /// back-pressure for a driver whose consumer of that peer's data is slow. TCP's window then
+    /// slows the remote down.
+    pub fn pause_reading(&mut self, peer: PeerId, paused: bool) -> Result<(), UnknownId> {
+        let p = self.peer_mut(peer).ok_or(UnknownId)?;
+        p.read_paused = paused;
+        self.update_interest(peer);
         Ok(())
     }
 

@@ -70,9 +70,9 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// Why a command naming a peer or listener did nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
+/// Why a command naming a peer or listener did nothing: the id is stale or was never issued.
+/// Drivers return it too, for commands that can no longer reach their engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UnknownId;
 
 impl fmt::Display for UnknownId {

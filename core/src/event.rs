@@ -175,6 +175,12 @@ pub enum Event {
         /// returns to the pool.
         data: Bytes,
     },
+    /// The remote shut down its sending side (`Config::half_close` only): no more `Received`
+    /// for this peer; it stays open for sending until `disconnect`.
+    ReadClosed {
+        /// The peer.
+        peer: PeerId,
+    },
     /// The socket took this many bytes (framing included) from the peer's queue.
     Sent {
         /// The peer.
@@ -225,6 +231,7 @@ impl Event {
             | Event::Received { peer, .. }
             | Event::Sent { peer, .. }
             | Event::Writable { peer }
+            | Event::ReadClosed { peer }
             | Event::Disconnected { peer, .. } => Some(*peer),
             _ => None,
         }

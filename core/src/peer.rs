@@ -88,6 +88,8 @@ pub(crate) struct Peer {
     pub(crate) notify_writable: bool,
     /// The remote's EOF was seen.
     pub(crate) eof: bool,
+    /// The driver asked to stop reading (`pause_reading`).
+    pub(crate) read_paused: bool,
     /// `disconnect` was called while connecting: drain as soon as connected.
     pub(crate) close_when_connected: bool,
     pub(crate) interest: Interest,
@@ -132,6 +134,7 @@ impl Peer {
             queue: SendQueue::default(),
             notify_writable: false,
             eof: false,
+            read_paused: false,
             close_when_connected: false,
             interest: Interest::default(),
             deadlines: PeerDeadlines::default(),
@@ -168,7 +171,7 @@ impl Peer {
     /// What the driver should poll for now.
     pub(crate) fn desired_interest(&self) -> Interest {
         Interest {
-            read: self.may_read() && self.blocks[DOWN] == Block::None,
+            read: self.may_read() && !self.read_paused && self.blocks[DOWN] == Block::None,
             write: self.may_write() && !self.queue.is_empty() && self.blocks[UP] == Block::None,
         }
     }

@@ -56,19 +56,9 @@ impl SendQueue {
         self.queued == 0
     }
 
-    /// Wire length of `payload` once framed.
-    pub(crate) fn framed_len(framing: Framing, payload: usize) -> u64 {
-        let overhead = match framing {
-            Framing::Raw => 0,
-            Framing::LengthPrefixed => LENGTH_PREFIX,
-            Framing::Delimited(_) => 1,
-        };
-        (payload + overhead) as u64
-    }
-
     /// Queues one message with its framing. The caller has validated it.
     pub(crate) fn push(&mut self, framing: Framing, payload: Bytes) {
-        self.queued += Self::framed_len(framing, payload.len());
+        self.queued += framing.framed_len(payload.len());
         match framing {
             Framing::Raw => {
                 if !payload.is_empty() {

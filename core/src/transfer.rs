@@ -38,7 +38,7 @@ impl Engine {
                 Transfer::Closed
             };
         }
-        if p.blocks[DOWN] != Block::None {
+        if p.blocks[DOWN] != Block::None || p.read_paused {
             return Transfer::Paused;
         }
         let Some(budget) = self.budget(peer, DOWN, self.pool.segment_size() as u64, now) else {
@@ -276,10 +276,14 @@ impl Engine {
             // A partial message at EOF is dropped with the connection's receive state.
             self.return_segment(segment);
         }
+        let half_close = self.config.half_close;
         let Some(p) = self.peer_mut(peer) else { return };
         p.filled = 0;
         match p.phase {
             Phase::Connecting => {}
+            Phase::Connected if half_close => {
+                self.events.push_back(Event::ReadClosed { peer });
+            }
             Phase::Connected => self.begin_drain(peer, DisconnectReason::Remote, now),
             Phase::Draining(_) => self.after_drain_progress(peer, now),
             Phase::HalfClosed => self.close(peer, DisconnectReason::Local, now),

@@ -83,3 +83,98 @@ fn a_length_prefixed_message_crosses_from_one_engine_to_another() {
     a.check_invariants().unwrap();
     b.check_invariants().unwrap();
 }
+
+fn accepted_peer(config: Config, now: Instant) -> (Engine, openp2p_core::PeerId) {
+    let mut engine = Engine::new(config).unwrap();
+    let listener = engine.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    engine.handle_listening(listener, "127.0.0.1:7000".parse().unwrap(), now);
+    let peer = engine
+        .handle_accepted(listener, "127.0.0.1:7001".parse().unwrap(), now)
+        .unwrap();
+    drain_io(&mut engine);
+    drain_events(&mut engine);
+    (engine, peer)
+}
+
+#[test]
+fn with_half_close_a_peer_can_answer_after_the_remote_eof() {
+    let now = Instant::now();
+    let (mut engine, peer) = accepted_peer(
+        Config {
+            half_close: true,
+            ..Config::default()
+        },
+        now,
+    );
+    engine.read_from(peer, now, |b| {
+        b[..4].copy_from_slice(b"ping");
+        Ok(4)
+    });
+    assert_eq!(engine.read_from(peer, now, |_| Ok(0)), Transfer::Closed);
+    let events = drain_events(&mut engine);
+    assert!(
+        matches!(
+            events[..],
+            [Event::Received { .. }, Event::ReadClosed { .. }]
+        ),
+        "{events:?}"
+    );
+    engine.send(peer, "pong".into(), now).unwrap();
+    engine.disconnect(peer, now).unwrap();
+    let mut wire = Vec::new();
+    engine.write_to(peer, now, |s| {
+        wire.extend_from_slice(&s[0]);
+        Ok(s[0].len())
+    });
+    assert_eq!(wire, b"pong");
+    let events = drain_events(&mut engine);
+    assert!(matches!(
+        events.last(),
+        Some(Event::Disconnected {
+            reason: openp2p_core::DisconnectReason::Local,
+            unsent: 0,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn without_half_close_the_remote_eof_flushes_and_closes() {
+    let now = Instant::now();
+    let (mut engine, peer) = accepted_peer(Config::default(), now);
+    engine.send(peer, "bye".into(), now).unwrap();
+    assert_eq!(engine.read_from(peer, now, |_| Ok(0)), Transfer::Closed);
+    assert_eq!(
+        engine.send(peer, "late".into(), now),
+        Err(openp2p_core::SendError::Closing)
+    );
+    engine.write_to(peer, now, |s| Ok(s[0].len()));
+    assert!(drain_events(&mut engine)
+        .iter()
+        .any(|e| matches!(e, Event::Disconnected { unsent: 0, .. })));
+}
+
+#[test]
+fn a_paused_peer_is_not_read_until_resumed() {
+    let now = Instant::now();
+    let (mut engine, peer) = accepted_peer(Config::default(), now);
+    engine.pause_reading(peer, true).unwrap();
+    assert!(drain_io(&mut engine)
+        .iter()
+        .any(|io| matches!(io, Io::Interest { interest, .. } if !interest.read)));
+    assert_eq!(
+        engine.read_from(peer, now, |_| panic!("must not read")),
+        Transfer::Paused
+    );
+    engine.pause_reading(peer, false).unwrap();
+    assert!(drain_io(&mut engine)
+        .iter()
+        .any(|io| matches!(io, Io::Interest { interest, .. } if interest.read)));
+    assert_eq!(
+        engine.read_from(peer, now, |b| {
+            b[0] = 1;
+            Ok(1)
+        }),
+        Transfer::Moved(1)
+    );
+}

@@ -14,7 +14,7 @@
 //! use openp2p_core::Event;
 //! use std::time::Instant;
 //!
-//! let now = crate::test_clock::base();
+//! let now = Instant::now();
 //! let me = Beacon { node: NodeKey([1; 16]), tcp_port: 9988, name: "alice".into() };
 //! let other = Beacon { node: NodeKey([2; 16]), tcp_port: 7777, name: "bob".into() };
 //! let mut alice = Discovery::new(DiscoveryConfig::default(), me, 1);
