@@ -766,8 +766,19 @@ impl Harness {
         );
         if took > 0 {
             assert_eq!(result, Transfer::Moved(took));
-            m.unwritten.drain(..took);
+            self.record_written(peer, took);
         }
+    }
+
+    /// The socket took `n` bytes of the peer's queue.
+    fn record_written(&mut self, peer: PeerId, n: usize) {
+        let low = self.config.send_queue_low_water as u64;
+        let m = self.model(peer);
+        assert!(n <= m.unwritten.len(), "{peer:?}: wrote more than accepted");
+        m.unwritten.drain(..n);
+        m.written += n as u64;
+        m.expect_writable = m.queue_full && m.accepted - m.written <= low;
+        self.written += n as u64;
     }
 
     /// Drains the engine's outputs into the model and checks every invariant.
@@ -820,26 +831,27 @@ impl Harness {
     fn on_event(&mut self, event: Event) {
         let low = self.config.send_queue_low_water as u64;
         let max = self.config.max_frame_size as u64;
+        let (half_close, sent_events) = (self.config.half_close, self.config.sent_events);
         let Some(peer) = event.peer() else {
-            if event == Event::ShutdownComplete {
-                assert!(
-                    self.shutdown && !self.shutdown_seen,
-                    "unexpected ShutdownComplete"
-                );
-                assert_eq!(
-                    self.engine.peer_count(),
-                    0,
-                    "ShutdownComplete with live peers"
-                );
-                self.shutdown_seen = true;
+            match event {
+                Event::ShutdownComplete => {
+                    assert!(
+                        self.shutdown && !self.shutdown_seen,
+                        "unexpected ShutdownComplete"
+                    );
+                    assert_eq!(
+                        self.engine.peer_count(),
+                        0,
+                        "ShutdownComplete with live peers"
+                    );
+                    self.shutdown_seen = true;
+                }
+                Event::Listening { .. } | Event::ListenFailed { .. } | Event::Refused { .. } => {}
+                other => panic!("unexpected event {other:?}"),
             }
             return;
         };
         let m = self.model(peer);
-        assert!(
-            !m.expect_writable || matches!(event, Event::Writable { .. }),
-            "{peer:?}: queue drained below low water after QueueFull, but no Writable: {event:?}"
-        );
         match event {
             Event::Connected { direction, .. } => {
                 assert_eq!(
@@ -850,14 +862,18 @@ impl Harness {
                 assert_eq!(direction == Direction::Outbound, m.outbound);
                 m.life = Life::Connected;
             }
-            Event::ConnectFailed { .. } => {
+            Event::ConnectFailed { unsent, .. } => {
                 assert!(
                     m.outbound && m.life == Life::Pending,
                     "{peer:?}: stray ConnectFailed"
                 );
-                assert_eq!(m.written, 0);
+                assert_eq!(
+                    (m.written, unsent),
+                    (0, m.accepted),
+                    "{peer:?}: wrong unsent count"
+                );
                 m.life = Life::Dead;
-                self.unsent += m.accepted;
+                self.unsent += unsent;
             }
             Event::Received { data, .. } => {
                 assert_eq!(
@@ -865,6 +881,7 @@ impl Harness {
                     Life::Connected,
                     "{peer:?}: Received while not connected"
                 );
+                assert!(!m.read_closed, "{peer:?}: Received after ReadClosed");
                 let expected = m.reference.expected.pop_front();
                 assert_eq!(
                     expected.as_deref(),
@@ -876,20 +893,22 @@ impl Harness {
                     self.held.pop_front();
                 }
             }
+            Event::ReadClosed { .. } => {
+                assert!(half_close, "{peer:?}: ReadClosed without half_close");
+                assert!(
+                    m.life == Life::Connected && m.eof && !m.read_closed,
+                    "{peer:?}: ReadClosed"
+                );
+                m.read_closed = true;
+            }
             Event::Sent { bytes, .. } => {
                 assert_eq!(
                     m.life,
                     Life::Connected,
                     "{peer:?}: Sent while not connected"
                 );
-                assert!(bytes > 0);
-                m.written += bytes as u64;
-                assert!(
-                    m.written <= m.accepted,
-                    "{peer:?}: wrote more than accepted"
-                );
-                m.expect_writable = m.queue_full && m.accepted - m.written <= low;
-                self.written += bytes as u64;
+                assert!(sent_events && bytes > 0, "{peer:?}: Sent {bytes}");
+                m.sent_events += bytes as u64;
             }
             Event::Writable { .. } => {
                 assert!(
@@ -947,6 +966,12 @@ impl Harness {
                 "{id:?}: messages not delivered"
             );
             assert!(!m.expect_writable, "{id:?}: Writable missing");
+            if self.config.sent_events {
+                assert_eq!(
+                    m.sent_events, m.written,
+                    "{id:?}: Sent events disagree with writes"
+                );
+            }
             let Some(info) = info else { continue };
             live += 1;
             let q = m.accepted - m.written;
@@ -1010,9 +1035,7 @@ impl Harness {
                         took = s.iter().map(|s| s.len()).sum();
                         Ok(took)
                     });
-                    let m = self.model(id);
-                    let took = took.min(m.unwritten.len());
-                    m.unwritten.drain(..took);
+                    self.record_written(id, took);
                     progressed |= took > 0;
                 }
                 if interest.read {
@@ -1198,17 +1221,27 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
         closed == reference.error.is_some(),
         "oversized frame not rejected"
     );
-    if !closed {
-        assert_eq!(
-            engine.read_from(peer, at(offset), |_| Ok(0)),
-            Transfer::Closed
-        );
-        drain(&mut engine, &mut reference, &mut held);
-        assert!(
-            engine.peer_count() == 0,
-            "EOF after a flushed queue must close the peer"
-        );
+    if closed {
+        return;
     }
+    // The remote closes: the peer must go away with `Remote` (after at most a pool wait).
+    for _ in 0..3 {
+        match engine.read_from(peer, at(offset), |_| Ok(0)) {
+            Transfer::Closed => break,
+            Transfer::Paused => {
+                held.clear();
+                offset += 3_000_000;
+                engine.handle_timeout(at(offset));
+            }
+            other => panic!("EOF answered {other:?}"),
+        }
+    }
+    let gone = drain(&mut engine, &mut reference, &mut held);
+    assert_eq!(
+        gone,
+        Some(DisconnectReason::Remote),
+        "EOF must close the peer"
+    );
 }
 
 /// Length-prefixed framing: see `frame` for what is checked.
