@@ -170,7 +170,10 @@ pub struct Config {
     pub linger_timeout: Duration,
     /// Size of one pooled receive segment; also the largest single read.
     pub segment_size: usize,
-    /// Number of receive segments allocated up front. When all are in use, reading pauses.
+    /// Number of receive segments allocated up front. When all are in use, reading pauses until
+    /// the application drops received data. Partial messages of idle peers are moved out of the
+    /// pool (bounded by `max_frame_size` each) when it runs dry, so remotes trickling partial
+    /// messages cannot pin it.
     pub pool_segments: usize,
     /// Framing of listeners and connects that do not name their own.
     pub framing: Framing,

@@ -101,6 +101,8 @@ pub struct Engine {
     pub(crate) per_ip: HashMap<IpAddr, usize>,
     pub(crate) pending_connects: usize,
     pub(crate) pool_waiters: VecDeque<PeerId>,
+    /// Peers holding a segment with a partial message while idle (see `Peer::holding_idle`).
+    pub(crate) idle_holders: VecDeque<PeerId>,
     pub(crate) pool_retry_at: Option<Nanos>,
     pub(crate) scratch: Vec<PeerId>,
     pub(crate) totals: Totals,
@@ -146,6 +148,7 @@ impl Engine {
             per_ip: HashMap::new(),
             pending_connects: 0,
             pool_waiters: VecDeque::new(),
+            idle_holders: VecDeque::new(),
             pool_retry_at: None,
             scratch: Vec::new(),
             totals: Totals::default(),

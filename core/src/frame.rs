@@ -17,12 +17,19 @@ pub(crate) struct FrameTooLarge {
     pub(crate) len: u64,
 }
 
-/// A message being gathered outside the pool.
+/// A message being gathered outside the pool. Its buffer grows with the bytes that actually
+/// arrive (never to an announced length up front), so memory follows what a remote sent.
 #[derive(Debug)]
 struct Spill {
     buf: BytesMut,
-    /// Length-prefixed: payload bytes still to come. Delimited: unused.
-    need: usize,
+    /// Length-prefixed: payload bytes still to come, or `None` while `buf` holds an incomplete
+    /// length prefix. Delimited: unused.
+    need: Option<usize>,
+}
+
+/// First capacity of a spill buffer that will hold `expected` bytes and has `have` now.
+fn spill_capacity(expected: usize, have: usize) -> usize {
+    expected.min(have.saturating_mul(2).max(64 * 1024))
 }
 
 /// Per-connection receive state.
@@ -81,12 +88,35 @@ impl Decoder {
     ) -> Result<(), FrameTooLarge> {
         loop {
             if let Some(spill) = &mut self.spill {
-                let k = spill.need.min(*filled);
+                let need = match spill.need {
+                    Some(need) => need,
+                    None => {
+                        // Complete the length prefix first.
+                        let k = (LENGTH_PREFIX - spill.buf.len()).min(*filled);
+                        spill.buf.extend_from_slice(&segment[..k]);
+                        segment.advance(k);
+                        *filled -= k;
+                        if spill.buf.len() < LENGTH_PREFIX {
+                            return Ok(());
+                        }
+                        let mut header = [0u8; LENGTH_PREFIX];
+                        header.copy_from_slice(&spill.buf[..LENGTH_PREFIX]);
+                        let len = u32::from_be_bytes(header) as usize;
+                        if len > self.max {
+                            return Err(FrameTooLarge { len: len as u64 });
+                        }
+                        spill.buf.clear();
+                        spill.buf.reserve(spill_capacity(len, *filled));
+                        spill.need = Some(len);
+                        len
+                    }
+                };
+                let k = need.min(*filled);
                 spill.buf.extend_from_slice(&segment[..k]);
                 segment.advance(k);
                 *filled -= k;
-                spill.need -= k;
-                if spill.need > 0 {
+                if need > k {
+                    spill.need = Some(need - k);
                     return Ok(());
                 }
                 out(spill.buf.split().freeze());
@@ -114,9 +144,10 @@ impl Decoder {
             }
             segment.advance(LENGTH_PREFIX);
             *filled -= LENGTH_PREFIX;
+            let buf = BytesMut::with_capacity(spill_capacity(len, *filled));
             self.spill = Some(Spill {
-                buf: BytesMut::with_capacity(len),
-                need: len,
+                buf,
+                need: Some(len),
             });
         }
     }
@@ -163,37 +194,56 @@ impl Decoder {
         }
     }
 
-    /// Moves every unparsed byte out of the segment into the spill buffer, so the segment can be
-    /// returned. Used when a partial message fills a segment and compaction cannot make room.
-    /// Returns false (and moves nothing) when the bytes are only part of a length prefix: those
-    /// always fit a fresh segment.
-    pub(crate) fn spill(&mut self, segment: &mut Segment, filled: &mut usize) -> bool {
+    /// Moves the partial message at the front of the segment into the spill buffer, so the
+    /// segment can be returned to the pool: when a partial message fills a segment, or when the
+    /// pool needs an idle peer's segment back. Afterwards `*filled` is 0 unless (never after a
+    /// `decode`) complete messages followed it.
+    pub(crate) fn spill(&mut self, segment: &mut Segment, filled: &mut usize) {
         let data = &segment[..*filled];
         match (&mut self.spill, self.framing) {
-            (None, Framing::LengthPrefixed) if data.len() < LENGTH_PREFIX => return false,
             (Some(spill), _) => spill.buf.extend_from_slice(data),
             (None, Framing::LengthPrefixed) if data.len() >= LENGTH_PREFIX => {
                 let mut header = [0u8; LENGTH_PREFIX];
                 header.copy_from_slice(&data[..LENGTH_PREFIX]);
-                let len = (u32::from_be_bytes(header) as usize).min(self.max);
-                let mut buf = BytesMut::with_capacity(len);
+                let len = u32::from_be_bytes(header) as usize;
+                if len > self.max {
+                    // Keep just the prefix: the next decode rejects it.
+                    self.spill = Some(Spill {
+                        buf: BytesMut::from(&header[..]),
+                        need: None,
+                    });
+                    segment.advance(*filled);
+                    *filled = 0;
+                    return;
+                }
+                // Only this message's bytes move; the caller keeps any that follow it.
                 let payload = &data[LENGTH_PREFIX..];
-                buf.extend_from_slice(payload);
+                let k = payload.len().min(len);
+                let mut buf = BytesMut::with_capacity(spill_capacity(len, k));
+                buf.extend_from_slice(&payload[..k]);
                 self.spill = Some(Spill {
                     buf,
-                    need: len.saturating_sub(payload.len()),
+                    need: Some(len - k),
                 });
+                segment.advance(LENGTH_PREFIX + k);
+                *filled -= LENGTH_PREFIX + k;
+                self.scanned = 0;
+                return;
+            }
+            (None, Framing::LengthPrefixed) => {
+                let mut buf = BytesMut::with_capacity(LENGTH_PREFIX);
+                buf.extend_from_slice(data);
+                self.spill = Some(Spill { buf, need: None });
             }
             (None, _) => {
-                let mut buf = BytesMut::with_capacity(data.len() * 2);
+                let mut buf = BytesMut::with_capacity(data.len().saturating_mul(2).max(256));
                 buf.extend_from_slice(data);
-                self.spill = Some(Spill { buf, need: 0 });
+                self.spill = Some(Spill { buf, need: None });
             }
         }
         segment.advance(*filled);
         *filled = 0;
         self.scanned = 0;
-        true
     }
 }
 
@@ -233,10 +283,10 @@ mod tests {
                 // What the engine does: compact into a fresh segment, or spill when that cannot
                 // leave a useful tail.
                 let mut fresh = BytesMut::zeroed(segment_size);
-                if filled + min_tail(segment_size) <= segment_size
-                    || !decoder.spill(&mut segment, &mut filled)
-                {
+                if filled + min_tail(segment_size) <= segment_size {
                     fresh[..filled].copy_from_slice(&segment[..filled]);
+                } else {
+                    decoder.spill(&mut segment, &mut filled);
                 }
                 segment = fresh;
             }

@@ -90,6 +90,9 @@ pub(crate) struct Peer {
     pub(crate) eof: bool,
     /// The driver asked to stop reading (`pause_reading`).
     pub(crate) read_paused: bool,
+    /// Holds a segment with a partial message while its socket has nothing more: listed in
+    /// `Engine::idle_holders`, evictable under pool pressure.
+    pub(crate) holding_idle: bool,
     /// `disconnect` was called while connecting: drain as soon as connected.
     pub(crate) close_when_connected: bool,
     pub(crate) interest: Interest,
@@ -135,6 +138,7 @@ impl Peer {
             notify_writable: false,
             eof: false,
             read_paused: false,
+            holding_idle: false,
             close_when_connected: false,
             interest: Interest::default(),
             deadlines: PeerDeadlines::default(),

@@ -14,6 +14,9 @@ use std::time::Instant;
 /// drops received data, which the engine cannot observe).
 const POOL_RETRY: Nanos = 2_000_000;
 
+/// How many idle peers' partial messages one segment request may spill.
+const EVICTIONS_PER_TAKE: usize = 4;
+
 impl Engine {
     /// The read path. The engine lends `read` a slice of a pooled segment, sized by the download
     /// budget; `read` fills a prefix of it (one non-blocking socket read) and returns the count,
@@ -41,6 +44,7 @@ impl Engine {
         if p.blocks[DOWN] != Block::None || p.read_paused {
             return Transfer::Paused;
         }
+        p.holding_idle = false;
         let Some(budget) = self.budget(peer, DOWN, self.pool.segment_size() as u64, now) else {
             return Transfer::Paused;
         };
@@ -183,42 +187,106 @@ impl Engine {
 
     /// Ensures the peer holds a segment with room to read. False: the pool is exhausted and the
     /// peer now waits for it.
+    ///
+    /// Never waits on memory only this peer could free: its own segment goes back to the pool
+    /// before a fresh one is taken (it may be reclaimed in place), and a partial message it holds
+    /// is spilled out of the pool when no fresh segment can be had. Idle peers' partial messages
+    /// are spilled too when the pool runs dry, so no set of remotes can pin the pool by trickling
+    /// partial messages.
     fn make_room(&mut self, peer: PeerId, budget: usize, now: Nanos) -> bool {
         let segment_size = self.pool.segment_size();
         let min_room = self.pool.min_room().min(budget.max(1));
-        let Some(p) = self.peer_mut(peer) else {
+        let Some(p) = lookup(&mut self.peers, peer) else {
             return false;
         };
-        let filled = p.filled;
-        let room = p.segment.as_ref().map_or(0, |s| s.len() - filled);
+        let room = p.segment.as_ref().map_or(0, |s| s.len() - p.filled);
         if room >= min_room {
             return true;
         }
-        // Out of room. Either move the partial message to a fresh segment, or, when it could not
-        // leave a useful tail there, spill it out of the pool.
         let mut old = p.segment.take();
         if let Some(segment) = old.as_mut() {
-            if filled + min_tail(segment_size) > segment_size {
+            if p.filled + min_tail(segment_size) > segment_size {
+                // A fresh segment could not hold this message with a useful tail: spill it.
                 p.decoder.spill(segment, &mut p.filled);
             }
-        }
-        let carry = p.filled;
-        let Some(mut fresh) = self.pool.take(carry + min_room) else {
-            if let Some(p) = self.peer_mut(peer) {
-                p.segment = old;
+            if p.filled == 0 {
+                if let Some(segment) = old.take() {
+                    self.return_segment(segment);
+                }
             }
+        }
+        let carry = old
+            .as_ref()
+            .map_or(0, |_| self.peer_ref(peer).map_or(0, |p| p.filled));
+        let mut fresh = self.take_segment(carry + min_room);
+        if fresh.is_none() {
+            if let Some(mut segment) = old.take() {
+                // Our own partial message must not wait for memory only we hold.
+                if let Some(p) = lookup(&mut self.peers, peer) {
+                    p.decoder.spill(&mut segment, &mut p.filled);
+                }
+                self.return_segment(segment);
+                fresh = self.take_segment(min_room);
+            }
+        }
+        let Some(mut fresh) = fresh else {
             self.wait_for_pool(peer, now);
             return false;
         };
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            self.return_segment(fresh);
+            return false;
+        };
         if let Some(mut old) = old {
+            let carry = p.filled;
             fresh[..carry].copy_from_slice(&old[..carry]);
             bytes::Buf::advance(&mut old, carry);
+            p.segment = Some(fresh);
             self.return_segment(old);
-        }
-        if let Some(p) = self.peer_mut(peer) {
+        } else {
             p.segment = Some(fresh);
         }
         true
+    }
+
+    /// Takes a segment from the pool, spilling idle peers' partial messages to free memory when
+    /// it is exhausted.
+    fn take_segment(&mut self, room: usize) -> Option<crate::pool::Segment> {
+        for _ in 0..=EVICTIONS_PER_TAKE {
+            if let Some(segment) = self.pool.take(room) {
+                return Some(segment);
+            }
+            if !self.evict_idle_holder() {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Moves the partial message of the longest-idle peer holding a segment out of the pool and
+    /// returns its segment. False when no idle peer holds one.
+    fn evict_idle_holder(&mut self) -> bool {
+        while let Some(id) = self.idle_holders.pop_front() {
+            let Some(p) = lookup(&mut self.peers, id) else {
+                continue;
+            };
+            if !p.holding_idle {
+                continue;
+            }
+            p.holding_idle = false;
+            let Some(mut segment) = p.segment.take() else {
+                continue;
+            };
+            p.decoder.spill(&mut segment, &mut p.filled);
+            if p.filled > 0 {
+                // Cannot happen after a decode; keep the segment rather than lose bytes.
+                p.segment = Some(segment);
+                continue;
+            }
+            self.return_segment(segment);
+            return true;
+        }
+        false
     }
 
     fn wait_for_pool(&mut self, peer: PeerId, now: Nanos) {
@@ -231,13 +299,19 @@ impl Engine {
         self.update_interest(peer);
     }
 
-    /// Returns the peer's segment when it holds no partial message (an idle peer holds none).
+    /// Returns the peer's segment when it holds no partial message (an idle peer holds none);
+    /// one that holds a partial message is listed as evictable under pool pressure.
     fn release_idle_segment(&mut self, peer: PeerId) {
-        let Some(p) = self.peer_mut(peer) else { return };
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return;
+        };
         if p.filled == 0 {
             if let Some(segment) = p.segment.take() {
                 self.return_segment(segment);
             }
+        } else if p.segment.is_some() && !p.holding_idle {
+            p.holding_idle = true;
+            self.idle_holders.push_back(peer);
         }
     }
 
