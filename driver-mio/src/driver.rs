@@ -12,7 +12,7 @@
 //! proportional to the sockets that are ready or whose interest changed, never to all peers.
 
 use crate::command::{Command, Outcome};
-use crate::conn::Conns;
+use crate::conn::{Conn, Conns};
 use crate::events::{Batch, SendFailure};
 use crate::listeners::Listeners;
 use crate::stats::DriverStats;
@@ -217,6 +217,7 @@ impl Driver {
             return;
         };
         let peer = conn.id;
+        conn.read_closed |= event.is_read_closed() || event.is_error();
         conn.readable |= event.is_readable() || event.is_read_closed();
         conn.writable |= event.is_writable() || event.is_write_closed();
         if conn.connecting {
@@ -297,6 +298,7 @@ impl Driver {
     }
 
     /// One turn for one socket: read while the engine wants and the socket gives, then write.
+    /// A socket that used its whole turn is carried to the next pass.
     fn serve(&mut self, peer: PeerId, now: Instant) {
         let Some(conn) = self.conns.get_mut(peer) else {
             return;
@@ -305,54 +307,14 @@ impl Driver {
         if conn.connecting {
             return;
         }
-        let mut used_turn = false;
+        let mut unfinished = false;
         if conn.want.read && conn.readable {
-            let stream = &conn.stream;
-            let mut ops = 0;
-            loop {
-                match self
-                    .engine
-                    .read_from(peer, now, |buf| crate::socket::read(stream, buf))
-                {
-                    Transfer::Moved(_) => {
-                        ops += 1;
-                        if ops == OPS_PER_PASS {
-                            used_turn = true;
-                            break;
-                        }
-                    }
-                    Transfer::WouldBlock => {
-                        conn.readable = false;
-                        break;
-                    }
-                    Transfer::Paused | Transfer::Closed => break,
-                }
-            }
+            unfinished |= !read_turn(&mut self.engine, conn, peer, now);
         }
         if conn.want.write && conn.writable {
-            let stream = &conn.stream;
-            let mut ops = 0;
-            loop {
-                match self
-                    .engine
-                    .write_to(peer, now, |slices| crate::socket::write(stream, slices))
-                {
-                    Transfer::Moved(_) => {
-                        ops += 1;
-                        if ops == OPS_PER_PASS {
-                            used_turn = true;
-                            break;
-                        }
-                    }
-                    Transfer::WouldBlock => {
-                        conn.writable = false;
-                        break;
-                    }
-                    Transfer::Paused | Transfer::Closed => break,
-                }
-            }
+            unfinished |= !write_turn(&mut self.engine, conn, peer, now);
         }
-        if used_turn {
+        if unfinished {
             conn.queued = true;
             self.carry.push(peer);
         }
@@ -432,4 +394,63 @@ impl Driver {
         self.take_events();
         self.flush();
     }
+}
+
+/// Reads until `WouldBlock`, a short read, `Paused`, `Closed` or the per-pass cap; true unless
+/// the cap ended it.
+///
+/// A short read emptied the receive queue, so later data arrives as a new edge: the read that
+/// would only answer `WouldBlock` is skipped. An EOF already reported has no edge left to come,
+/// so after one, reads go on until they return it.
+fn read_turn(engine: &mut Engine, conn: &mut Conn, peer: PeerId, now: Instant) -> bool {
+    let stream = &conn.stream;
+    for _ in 0..OPS_PER_PASS {
+        let mut short = false;
+        let moved = engine.read_from(peer, now, |buf| {
+            let result = crate::socket::read(stream, buf);
+            short = matches!(result, Ok(n) if n > 0 && n < buf.len());
+            result
+        });
+        match moved {
+            Transfer::Moved(_) if short && !conn.read_closed => {
+                conn.readable = false;
+                return true;
+            }
+            Transfer::Moved(_) => {}
+            Transfer::WouldBlock => {
+                conn.readable = false;
+                return true;
+            }
+            Transfer::Paused | Transfer::Closed => return true,
+        }
+    }
+    false
+}
+
+/// Writes until `WouldBlock`, a short write (the send buffer is full), `Paused`, `Closed` or
+/// the per-pass cap; true unless the cap ended it.
+fn write_turn(engine: &mut Engine, conn: &mut Conn, peer: PeerId, now: Instant) -> bool {
+    let stream = &conn.stream;
+    for _ in 0..OPS_PER_PASS {
+        let mut short = false;
+        let moved = engine.write_to(peer, now, |slices| {
+            let result = crate::socket::write(stream, slices);
+            let offered: usize = slices.iter().map(|s| s.len()).sum();
+            short = matches!(result, Ok(n) if n < offered);
+            result
+        });
+        match moved {
+            Transfer::Moved(_) if short => {
+                conn.writable = false;
+                return true;
+            }
+            Transfer::Moved(_) => {}
+            Transfer::WouldBlock => {
+                conn.writable = false;
+                return true;
+            }
+            Transfer::Paused | Transfer::Closed => return true,
+        }
+    }
+    false
 }
