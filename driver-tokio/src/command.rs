@@ -3,8 +3,7 @@
 use crate::error::BindError;
 use bytes::Bytes;
 use openp2p_core::{
-    ConnectError, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats, SendError,
-    SendManyFailures, UnknownId,
+    ConnectError, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats, UnknownId,
 };
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -14,20 +13,68 @@ pub(crate) type Reply<T> = oneshot::Sender<T>;
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Listen { addr: SocketAddr, framing: Option<Framing>, reply: Reply<Result<SocketAddr, BindError>> },
-    Connect { addr: SocketAddr, framing: Option<Framing>, reply: Reply<Result<PeerId, ConnectError>> },
-    Send { peer: PeerId, data: Bytes, reply: Reply<Result<(), SendError>> },
-    SendMany { peers: Vec<PeerId>, data: Bytes, reply: Reply<SendManyFailures> },
-    Disconnect { peer: PeerId, reply: Reply<Result<(), UnknownId>> },
-    Abort { peer: PeerId, reply: Reply<Result<(), UnknownId>> },
-    SetLimits { peer: PeerId, limits: Limits, reply: Reply<Result<(), UnknownId>> },
-    SetGlobalLimits { limits: Limits, reply: Reply<()> },
-    Stats { peer: PeerId, reply: Reply<Option<PeerStats>> },
-    Info { peer: PeerId, reply: Reply<Option<PeerInfo>> },
-    GlobalStats { reply: Reply<GlobalStats> },
-    Shutdown { reply: Reply<()> },
-    /// Data written to a peer's stream (no reply: the stream's window is the back-pressure).
-    StreamWrite { peer: PeerId, data: Bytes },
+    Listen {
+        addr: SocketAddr,
+        framing: Option<Framing>,
+        reply: Reply<Result<SocketAddr, BindError>>,
+    },
+    Connect {
+        addr: SocketAddr,
+        framing: Option<Framing>,
+        reply: Reply<Result<PeerId, ConnectError>>,
+    },
+    /// A message already admitted against the peer's send-queue mirror (`Node::send` and stream
+    /// writes): no reply.
+    Send {
+        peer: PeerId,
+        data: Bytes,
+    },
+    /// One message admitted for each of these peers.
+    SendMany {
+        peers: Vec<PeerId>,
+        data: Bytes,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: Reply<Result<(), UnknownId>>,
+    },
+    Abort {
+        peer: PeerId,
+        reply: Reply<Result<(), UnknownId>>,
+    },
+    SetLimits {
+        peer: PeerId,
+        limits: Limits,
+        reply: Reply<Result<(), UnknownId>>,
+    },
+    SetGlobalLimits {
+        limits: Limits,
+        reply: Reply<()>,
+    },
+    Stats {
+        peer: PeerId,
+        reply: Reply<Option<PeerStats>>,
+    },
+    Info {
+        peer: PeerId,
+        reply: Reply<Option<PeerInfo>>,
+    },
+    GlobalStats {
+        reply: Reply<GlobalStats>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
     /// The stream was shut down or dropped: disconnect gracefully after its queued writes.
-    StreamClosed { peer: PeerId },
+    StreamClosed {
+        peer: PeerId,
+    },
+    /// A taken stream starts with more unread data than it buffers: stop reading the socket.
+    PauseReading {
+        peer: PeerId,
+    },
+    /// The stream's reader caught up: read from the socket again.
+    ResumeReading {
+        peer: PeerId,
+    },
 }

@@ -18,7 +18,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(e) => write!(f, "invalid configuration: {e}"),
-            StartError::NoRuntime => f.write_str("Node::start must be called within a Tokio runtime"),
+            StartError::NoRuntime => {
+                f.write_str("Node::start must be called within a Tokio runtime")
+            }
         }
     }
 }

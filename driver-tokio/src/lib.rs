@@ -42,8 +42,9 @@
 //! received data ([`Event::Received`]) goes there too, until the application takes the peer's
 //! stream with [`Node::stream`]: from then on its data is read from the stream, and data still
 //! waiting in the queue is moved to the stream first, so nothing is lost or reordered whatever
-//! the timing. The peer's other events (`Connected`, `Sent`, `Disconnected`, ...) stay in the
-//! queue. Writes through the stream and [`Node::send`] share the peer's send queue and its rate
+//! the timing. `Sent` events of such a peer are absorbed by its stream too (its `poll_flush`
+//! reports the same progress, and an echo service should not wake its event loop per write);
+//! the peer's other events (`Connected`, `Writable`, `Disconnected`, ...) stay in the queue. Writes through the stream and [`Node::send`] share the peer's send queue and its rate
 //! limits.
 //!
 //! ## How the driver works
@@ -76,6 +77,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod channel;
 mod command;
 mod driver;
 mod error;
@@ -90,8 +92,8 @@ pub use node::{Events, Node};
 pub use stream::PeerStream;
 
 pub use openp2p_core::{
-    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason,
-    Engine, Event, FlowStats, Framing, GlobalStats, Interest, Io, ListenError, ListenerId,
-    Limits, PeerId, PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError,
-    SendManyFailures, Transfer, UnknownId, MIN_SEGMENT_SIZE,
+    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
+    Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenError, ListenerId, PeerId,
+    PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures,
+    Transfer, UnknownId, MIN_SEGMENT_SIZE,
 };

@@ -8,13 +8,13 @@ use crate::stream::PeerStream;
 use bytes::Bytes;
 use futures_core::Stream;
 use openp2p_core::{
-    Config, ConnectError, Engine, Event, Framing, GlobalStats, Limits, PeerId, PeerInfo,
-    PeerStats, SendError, SendManyFailures, UnknownId,
+    Config, ConnectError, Engine, Event, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats,
+    SendError, SendManyFailures, UnknownId,
 };
 use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::oneshot;
@@ -53,7 +53,9 @@ pub struct Node {
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Node").field("running", &!self.commands.is_closed()).finish()
+        f.debug_struct("Node")
+            .field("running", &!self.commands.is_closed())
+            .finish()
     }
 }
 
@@ -62,10 +64,10 @@ impl Node {
     /// runtime (either flavour; it needs the IO and time drivers, as `#[tokio::main]` enables).
     pub fn start(config: Config) -> Result<Node, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        let engine = Engine::new(config)?;
+        let engine = Engine::new(config.clone())?;
         let (commands, receiver) = unbounded_channel();
         let shared = Arc::new(Shared::default());
-        let driver = Driver::new(engine, receiver, shared.clone());
+        let driver = Driver::new(engine, Arc::new(config), receiver, shared.clone());
         runtime.spawn(driver.run());
         Ok(Node { commands, shared })
     }
@@ -83,14 +85,26 @@ impl Node {
     }
 
     /// Like [`listen`](Self::listen), with the framing of every peer accepted on this listener.
-    pub async fn listen_with(&self, addr: SocketAddr, framing: Framing) -> Result<SocketAddr, BindError> {
+    pub async fn listen_with(
+        &self,
+        addr: SocketAddr,
+        framing: Framing,
+    ) -> Result<SocketAddr, BindError> {
         self.listen_inner(addr, Some(framing)).await
     }
 
-    async fn listen_inner(&self, addr: SocketAddr, framing: Option<Framing>) -> Result<SocketAddr, BindError> {
-        self.ask(|reply| Command::Listen { addr, framing, reply })
-            .await
-            .unwrap_or(Err(BindError::ShuttingDown))
+    async fn listen_inner(
+        &self,
+        addr: SocketAddr,
+        framing: Option<Framing>,
+    ) -> Result<SocketAddr, BindError> {
+        self.ask(|reply| Command::Listen {
+            addr,
+            framing,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(BindError::ShuttingDown))
     }
 
     /// Starts connecting to `addr` and returns the new peer's id at once. Exactly one
@@ -100,64 +114,136 @@ impl Node {
     }
 
     /// Like [`connect`](Self::connect), with this connection's framing.
-    pub async fn connect_with(&self, addr: SocketAddr, framing: Framing) -> Result<PeerId, ConnectError> {
+    pub async fn connect_with(
+        &self,
+        addr: SocketAddr,
+        framing: Framing,
+    ) -> Result<PeerId, ConnectError> {
         self.connect_inner(addr, Some(framing)).await
     }
 
-    async fn connect_inner(&self, addr: SocketAddr, framing: Option<Framing>) -> Result<PeerId, ConnectError> {
-        self.ask(|reply| Command::Connect { addr, framing, reply })
-            .await
-            .unwrap_or(Err(ConnectError::ShuttingDown))
+    async fn connect_inner(
+        &self,
+        addr: SocketAddr,
+        framing: Option<Framing>,
+    ) -> Result<PeerId, ConnectError> {
+        self.ask(|reply| Command::Connect {
+            addr,
+            framing,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(ConnectError::ShuttingDown))
     }
 
-    /// Queues one message for `peer` (framed by the peer's framing) without copying it, and
-    /// returns the engine's verdict: on `QueueFull` wait for [`Event::Writable`].
-    pub async fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
-        self.ask(|reply| Command::Send { peer, data, reply })
-            .await
-            .unwrap_or(Err(SendError::UnknownPeer))
+    /// Queues one message for `peer` (framed by the peer's framing) without copying it.
+    ///
+    /// Answers at once, without waiting for the driver: the node keeps a mirror of every peer's
+    /// send queue and applies the engine's own admission rule to it, so `QueueFull` (wait for
+    /// [`Event::Writable`]), `FrameTooLarge`, `DelimiterInPayload`, `Closing` (after
+    /// `disconnect`) and `UnknownPeer` come back here. A message accepted while the peer is
+    /// being closed by the remote or an error is dropped with it (the peer's
+    /// [`Event::Disconnected`] follows).
+    pub fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
+        let link = self
+            .shared
+            .lock()
+            .links
+            .get(&peer)
+            .cloned()
+            .ok_or(SendError::UnknownPeer)?;
+        link.admit(&data)?;
+        self.commands
+            .send(Command::Send { peer, data })
+            .map_err(|_| SendError::UnknownPeer)
     }
 
-    /// Queues the same message for every peer in `peers` (one shared `Bytes`); returns the peers
-    /// that refused it, with why.
-    pub async fn send_many(&self, peers: &[PeerId], data: Bytes) -> SendManyFailures {
-        let list = peers.to_vec();
-        match self.ask(|reply| Command::SendMany { peers: list, data, reply }).await {
-            Some(failures) => failures,
-            None => peers.iter().map(|&peer| (peer, SendError::UnknownPeer)).collect(),
+    /// Queues the same message for every peer in `peers` (one shared `Bytes`, no copy); returns
+    /// the peers that refused it, with why (as [`send`](Self::send) would have).
+    pub fn send_many(&self, peers: &[PeerId], data: Bytes) -> SendManyFailures {
+        let mut failures = SendManyFailures::new();
+        let mut admitted = Vec::with_capacity(peers.len());
+        {
+            let shared = self.shared.lock();
+            for &peer in peers {
+                match shared.links.get(&peer).ok_or(SendError::UnknownPeer) {
+                    Ok(link) => match link.admit(&data) {
+                        Ok(()) => admitted.push(peer),
+                        Err(e) => failures.push((peer, e)),
+                    },
+                    Err(e) => failures.push((peer, e)),
+                }
+            }
+        }
+        if !admitted.is_empty() {
+            if let Err(refused) = self.commands.send(Command::SendMany {
+                peers: admitted,
+                data,
+            }) {
+                if let Command::SendMany { peers, .. } = refused.0 {
+                    failures.extend(peers.into_iter().map(|peer| (peer, SendError::UnknownPeer)));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Marks a peer's sending side closed on the node's side (sends fail with `Closing` at once).
+    fn close_writes(&self, peer: PeerId) {
+        let link = self.shared.lock().links.get(&peer).cloned();
+        if let Some(link) = link {
+            link.close_writes();
         }
     }
 
     /// Closes gracefully: everything queued is written, then the connection is shut down;
     /// [`Event::Disconnected`] follows.
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), UnknownId> {
-        self.ask(|reply| Command::Disconnect { peer, reply }).await.unwrap_or_else(|| Err(unknown_id(peer)))
+        self.close_writes(peer);
+        self.ask(|reply| Command::Disconnect { peer, reply })
+            .await
+            .unwrap_or(Err(UnknownId))
     }
 
     /// Closes at once; queued bytes are dropped and reported as `unsent` in
     /// [`Event::Disconnected`].
     pub async fn abort(&self, peer: PeerId) -> Result<(), UnknownId> {
-        self.ask(|reply| Command::Abort { peer, reply }).await.unwrap_or_else(|| Err(unknown_id(peer)))
+        self.close_writes(peer);
+        self.ask(|reply| Command::Abort { peer, reply })
+            .await
+            .unwrap_or(Err(UnknownId))
     }
 
     /// Changes one peer's upload and download limits from now on.
     pub async fn set_limits(&self, peer: PeerId, limits: Limits) -> Result<(), UnknownId> {
-        self.ask(|reply| Command::SetLimits { peer, limits, reply }).await.unwrap_or_else(|| Err(unknown_id(peer)))
+        self.ask(|reply| Command::SetLimits {
+            peer,
+            limits,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(UnknownId))
     }
 
     /// Changes the limits shared by all peers from now on.
     pub async fn set_global_limits(&self, limits: Limits) {
-        let _ = self.ask(|reply| Command::SetGlobalLimits { limits, reply }).await;
+        let _ = self
+            .ask(|reply| Command::SetGlobalLimits { limits, reply })
+            .await;
     }
 
     /// A live peer's traffic statistics (`None` for a stale id or a stopped node).
     pub async fn stats(&self, peer: PeerId) -> Option<PeerStats> {
-        self.ask(|reply| Command::Stats { peer, reply }).await.flatten()
+        self.ask(|reply| Command::Stats { peer, reply })
+            .await
+            .flatten()
     }
 
     /// What is known about a live peer: address, direction, state, framing, limits.
     pub async fn peer_info(&self, peer: PeerId) -> Option<PeerInfo> {
-        self.ask(|reply| Command::Info { peer, reply }).await.flatten()
+        self.ask(|reply| Command::Info { peer, reply })
+            .await
+            .flatten()
     }
 
     /// Node-wide statistics (`None` once the node has stopped).
@@ -189,58 +275,53 @@ impl Node {
     /// The events as a `futures_core::Stream` (the same queue as `next_event`: each event goes
     /// to exactly one consumer).
     pub fn events(&self) -> Events {
-        Events { shared: self.shared.clone() }
+        Events {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Takes `peer`'s byte stream. From now on its received data is read from the stream
     /// (including data already waiting in the event queue, which is moved to the stream in
-    /// order) instead of arriving as [`Event::Received`]; all other events still arrive as
+    /// order) instead of arriving as [`Event::Received`], and the socket's progress is reported
+    /// by the stream's `poll_flush` instead of [`Event::Sent`]; all other events still arrive as
     /// events. Works from `connect`'s return on, before the peer is connected.
     ///
     /// Fails for a stale id (once the application has taken the peer's `Disconnected` or
     /// `ConnectFailed` event) and for a stream taken before.
     pub fn stream(&self, peer: PeerId) -> Result<PeerStream, StreamError> {
         let mut shared = self.shared.lock();
-        let channel = shared.channels.get(&peer).cloned().ok_or(StreamError::UnknownPeer)?;
-        let mut state = channel.lock();
+        let link = shared
+            .links
+            .get(&peer)
+            .cloned()
+            .ok_or(StreamError::UnknownPeer)?;
+        let mut state = link.lock();
         if state.taken {
             return Err(StreamError::AlreadyTaken);
         }
         state.taken = true;
-        // Data that arrived before: move it from the event queue to the stream, in order.
+        // What arrived before: move it from the event queue to the stream, in order.
         let mut kept = std::collections::VecDeque::with_capacity(shared.events.len());
+        let mut pause = false;
         for event in shared.events.drain(..) {
             match event {
                 Event::Received { peer: from, data } if from == peer => {
-                    crate::stream::PeerChannel::push_received(&mut state, data);
+                    pause |= link.push_received(&mut state, data);
+                }
+                Event::ReadClosed { peer: from } if from == peer => {
+                    crate::channel::PeerLink::read_closed(&mut state);
                 }
                 other => kept.push_back(other),
             }
         }
         shared.events = kept;
         drop(state);
-        Ok(PeerStream::new(channel, self.commands.clone()))
-    }
-}
-
-/// The engine's `UnknownId` for a command that reached no driver (the node has stopped, so every
-/// id is stale). `UnknownId` is `#[non_exhaustive]` without a constructor, so it is obtained from
-/// a minimal engine once (see /work/notes/core-requests-tokio.md).
-fn unknown_id(peer: PeerId) -> UnknownId {
-    static UNKNOWN: OnceLock<Option<UnknownId>> = OnceLock::new();
-    let probe = || {
-        let config = Config {
-            segment_size: openp2p_core::MIN_SEGMENT_SIZE,
-            pool_segments: 1,
-            ..Config::default()
-        };
-        let mut engine = Engine::new(config).ok()?;
-        engine.abort(peer, std::time::Instant::now()).err()
-    };
-    match UNKNOWN.get_or_init(probe) {
-        Some(e) => *e,
-        // Unreachable with the fixed configuration above; a fresh engine knows no peer.
-        None => panic!("a fresh engine accepted a command for an unknown peer"),
+        drop(shared);
+        if pause {
+            // Rare (a backlog of unread data): the stream resumes reading when it catches up.
+            let _ = self.commands.send(Command::PauseReading { peer });
+        }
+        Ok(PeerStream::new(link, self.commands.clone()))
     }
 }
 

@@ -45,7 +45,9 @@ pub(crate) struct ReadyQueue {
 impl ReadyQueue {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent (push/swap only).
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Remembers the driver task's waker and moves every queued token into `into`.
@@ -84,7 +86,11 @@ pub(crate) struct SocketWaker {
 
 impl SocketWaker {
     pub(crate) fn new(token: Token, queue: &Arc<ReadyQueue>) -> Arc<SocketWaker> {
-        Arc::new(SocketWaker { token, queued: AtomicBool::new(false), queue: queue.clone() })
+        Arc::new(SocketWaker {
+            token,
+            queued: AtomicBool::new(false),
+            queue: queue.clone(),
+        })
     }
 
     /// Called by the driver when it takes this socket's token: later readiness queues it again.
@@ -139,12 +145,30 @@ mod tests {
         let driver = Waker::from(counter.clone());
         let mut taken = Vec::new();
         queue.take(&driver, &mut taken);
-        let a = Source::new(Token { slot: 1, serial: 7, action: Action::Read }, &queue);
-        let b = Source::new(Token { slot: 2, serial: 8, action: Action::Write }, &queue);
+        let a = Source::new(
+            Token {
+                slot: 1,
+                serial: 7,
+                action: Action::Read,
+            },
+            &queue,
+        );
+        let b = Source::new(
+            Token {
+                slot: 2,
+                serial: 8,
+                action: Action::Write,
+            },
+            &queue,
+        );
         a.waker.wake_by_ref();
         a.waker.wake_by_ref();
         b.waker.wake_by_ref();
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "one wake for a burst of readiness");
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "one wake for a burst of readiness"
+        );
         queue.take(&driver, &mut taken);
         assert_eq!(taken.len(), 2);
         assert_eq!(taken[0].slot, 1);

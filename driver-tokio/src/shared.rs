@@ -6,7 +6,7 @@
 //! [`Node::stream`](crate::Node::stream) taking the stream. The driver takes the lock once per
 //! batch of events, never across socket IO.
 
-use crate::stream::PeerChannel;
+use crate::channel::PeerLink;
 use openp2p_core::{Event, PeerId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +20,7 @@ pub(crate) struct SharedState {
     waiters: Vec<Waker>,
     /// The channel of every peer whose last event (`Disconnected` or `ConnectFailed`) the
     /// application has not taken yet, for `Node::stream`.
-    pub(crate) channels: HashMap<PeerId, Arc<PeerChannel>>,
+    pub(crate) links: HashMap<PeerId, Arc<PeerLink>>,
     /// The driver has stopped: once `events` is empty, the event stream ends.
     pub(crate) ended: bool,
 }
@@ -31,7 +31,7 @@ impl SharedState {
     fn pop(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = &event {
-            self.channels.remove(peer);
+            self.links.remove(peer);
         }
         Some(event)
     }
@@ -52,7 +52,9 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, SharedState> {
         // Every critical section leaves the state consistent, so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The next event, `None` once the driver has stopped and every event was taken.

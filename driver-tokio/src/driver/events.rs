@@ -1,64 +1,102 @@
-//! Handing the engine's events to the application: to a peer's stream once it is taken,
-//! otherwise to the event queue.
+//! Handing the engine's events to the application: a peer's data to its stream once it is
+//! taken, everything else to the event queue.
 
 use super::Driver;
+use crate::channel::PeerLink;
 use crate::error::BindError;
-use crate::stream::PeerChannel;
-use openp2p_core::Event;
+use openp2p_core::{Event, PeerId};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Driver {
-    /// Delivers every pending engine event; true if there was any.
+    /// The link of a peer: the driver's own record first (no hashing), then the shared table
+    /// (for a peer whose slot was already reused).
+    fn link_of<'a>(
+        &'a self,
+        links: &'a std::collections::HashMap<PeerId, Arc<PeerLink>>,
+        peer: PeerId,
+    ) -> Option<&'a Arc<PeerLink>> {
+        match self.peers.get(peer.slot()).and_then(Option::as_ref) {
+            Some(slot) if slot.id == peer => Some(&slot.link),
+            _ => links.get(&peer),
+        }
+    }
+
+    /// Delivers every pending engine event (and `Writable` events the send mirror made due);
+    /// true if there was any.
     pub(super) fn deliver_events(&mut self, now: Instant) -> bool {
-        let Some(first) = self.engine.poll_event() else { return false };
+        let first = self.engine.poll_event();
+        if first.is_none() && self.writable_due.is_empty() {
+            return false;
+        }
         let shared = self.shared.clone();
         let mut state = shared.lock();
         let mut queued = false;
-        let mut next = Some(first);
+        let mut pause = Vec::new();
+        let mut next = first;
         while let Some(event) = next.take() {
             match event {
                 Event::Received { peer, data } => {
-                    // The driver's own record first (no hashing); the table for a peer whose
-                    // slot was already reused.
-                    let channel = match self.peers.get(peer.slot()).and_then(Option::as_ref) {
-                        Some(slot) if slot.id == peer => Some(&slot.channel),
-                        _ => state.channels.get(&peer),
-                    };
-                    let mut channel_state = channel.map(|c| c.lock());
-                    match channel_state.as_deref_mut() {
-                        Some(cs) if cs.taken => PeerChannel::push_received(cs, data),
+                    let link = self.link_of(&state.links, peer).cloned();
+                    let mut link_state = link.as_ref().map(|l| (l, l.lock()));
+                    match link_state.as_mut() {
+                        Some((link, ls)) if ls.taken => {
+                            if link.push_received(ls, data) {
+                                pause.push(peer);
+                            }
+                        }
                         _ => {
-                            drop(channel_state);
+                            drop(link_state);
                             state.events.push_back(Event::Received { peer, data });
                             queued = true;
                         }
                     }
                 }
+                Event::ReadClosed { peer } => {
+                    let link = self.link_of(&state.links, peer).cloned();
+                    let mut to_stream = false;
+                    if let Some(link) = link {
+                        let mut ls = link.lock();
+                        if ls.taken {
+                            PeerLink::read_closed(&mut ls);
+                            to_stream = true;
+                        }
+                    }
+                    if !to_stream {
+                        state.events.push_back(Event::ReadClosed { peer });
+                        queued = true;
+                    }
+                }
+                Event::Sent { peer, bytes } => {
+                    // The send mirror was updated from the write itself; a taken stream stands
+                    // for its peer's `Sent` events (its `poll_flush` reports the progress).
+                    let taken = self
+                        .slot_mut(peer)
+                        .is_some_and(|slot| slot.link.lock().taken);
+                    if !taken {
+                        state.events.push_back(Event::Sent { peer, bytes });
+                        queued = true;
+                    }
+                }
                 event => {
                     match &event {
-                        Event::Sent { peer, bytes } => {
-                            if let Some(slot) = self.slot_mut(*peer) {
-                                slot.channel.sent(*bytes);
-                                if !slot.backlog.is_empty() {
-                                    self.flush_backlog(*peer, now);
-                                }
-                            }
-                        }
                         Event::Writable { peer } => self.flush_backlog(*peer, now),
                         Event::Disconnected { peer, reason, .. } => {
-                            if let Some(channel) = state.channels.get(peer) {
-                                channel.disconnected(*reason);
+                            if let Some(link) = state.links.get(peer) {
+                                link.disconnected(*reason);
                             }
                         }
                         Event::ConnectFailed { peer, reason, .. } => {
-                            if let Some(channel) = state.channels.get(peer) {
-                                channel.connect_failed(*reason);
+                            if let Some(link) = state.links.get(peer) {
+                                link.connect_failed(*reason);
                             }
                         }
                         Event::Listening { listener, addr } => {
                             self.reply_listen(*listener, Ok(*addr));
                         }
-                        Event::ListenFailed { listener, error, .. } => {
+                        Event::ListenFailed {
+                            listener, error, ..
+                        } => {
                             self.reply_listen(*listener, Err(BindError::Io(*error)));
                         }
                         Event::ShutdownComplete => self.finished = true,
@@ -70,8 +108,16 @@ impl Driver {
             }
             next = self.engine.poll_event();
         }
+        for peer in self.writable_due.drain(..) {
+            state.events.push_back(Event::Writable { peer });
+            queued = true;
+        }
         if queued {
             state.wake_waiters();
+        }
+        drop(state);
+        for peer in pause {
+            let _ = self.engine.pause_reading(peer, true);
         }
         true
     }
@@ -81,7 +127,11 @@ impl Driver {
         listener: openp2p_core::ListenerId,
         result: Result<std::net::SocketAddr, BindError>,
     ) {
-        if let Some(i) = self.pending_listens.iter().position(|(id, _)| *id == listener) {
+        if let Some(i) = self
+            .pending_listens
+            .iter()
+            .position(|(id, _)| *id == listener)
+        {
             let (_, reply) = self.pending_listens.swap_remove(i);
             let _ = reply.send(result);
         }

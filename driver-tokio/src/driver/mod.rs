@@ -10,13 +10,13 @@
 mod events;
 mod sockets;
 
+use crate::channel::PeerLink;
 use crate::command::{Command, Reply};
 use crate::error::BindError;
 use crate::readiness::{ReadyQueue, Source, Token};
 use crate::shared::Shared;
-use crate::stream::PeerChannel;
 use bytes::Bytes;
-use openp2p_core::{Engine, Interest, ListenerId, PeerId, PeerState};
+use openp2p_core::{Config, Engine, Interest, ListenerId, PeerId, PeerState, SendError};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
@@ -51,11 +51,11 @@ struct PeerSocket {
 #[derive(Debug)]
 struct PeerSlot {
     id: PeerId,
-    channel: Arc<PeerChannel>,
+    link: Arc<PeerLink>,
     socket: Option<PeerSocket>,
     connecting: Option<AbortHandle>,
-    /// Stream writes the engine refused with `QueueFull` (the application also used `send`);
-    /// retried when the queue drains.
+    /// Admitted messages the engine refused with `QueueFull`. The send mirror makes this
+    /// impossible; kept so that a mirror error delays data instead of dropping it.
     backlog: VecDeque<Bytes>,
     /// The stream was closed while `backlog` was not empty: disconnect once it is.
     close_after_backlog: bool,
@@ -78,6 +78,9 @@ struct ListenerSlot {
 
 pub(crate) struct Driver {
     engine: Engine,
+    config: Arc<Config>,
+    /// Peers whose send mirror drained to the low-water mark after a refused send.
+    writable_due: Vec<PeerId>,
     commands: UnboundedReceiver<Command>,
     connects_tx: UnboundedSender<ConnectResult>,
     connects_rx: UnboundedReceiver<ConnectResult>,
@@ -102,19 +105,24 @@ pub(crate) struct Driver {
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver").field("peers", &self.engine.peer_count()).finish_non_exhaustive()
+        f.debug_struct("Driver")
+            .field("peers", &self.engine.peer_count())
+            .finish_non_exhaustive()
     }
 }
 
 impl Driver {
     pub(crate) fn new(
         engine: Engine,
+        config: Arc<Config>,
         commands: UnboundedReceiver<Command>,
         shared: Arc<Shared>,
     ) -> Driver {
         let (connects_tx, connects_rx) = unbounded_channel();
         Driver {
             engine,
+            config,
+            writable_due: Vec::new(),
             commands,
             connects_tx,
             connects_rx,
@@ -216,14 +224,18 @@ impl Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let Some(deadline) = deadline else { return Poll::Pending };
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
         if deadline <= Instant::now() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         if self.sleep_at != Some(deadline) {
             self.sleep_at = Some(deadline);
-            self.sleep.as_mut().reset(tokio::time::Instant::from_std(deadline));
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
             self.sleep_at = None;
@@ -244,8 +256,8 @@ impl Driver {
         self.listeners.clear();
         let mut shared = self.shared.lock();
         shared.ended = true;
-        for (_, channel) in shared.channels.drain() {
-            channel.disconnected(openp2p_core::DisconnectReason::Shutdown);
+        for (_, link) in shared.links.drain() {
+            link.disconnected(openp2p_core::DisconnectReason::Shutdown);
         }
         shared.wake_waiters();
     }
@@ -268,7 +280,11 @@ impl Driver {
     fn apply(&mut self, command: Command, now: Instant) {
         let engine = &mut self.engine;
         match command {
-            Command::Listen { addr, framing, reply } => {
+            Command::Listen {
+                addr,
+                framing,
+                reply,
+            } => {
                 let listener = match framing {
                     Some(framing) => engine.listen_with(addr, framing),
                     None => engine.listen(addr),
@@ -280,7 +296,11 @@ impl Driver {
                     }
                 }
             }
-            Command::Connect { addr, framing, reply } => {
+            Command::Connect {
+                addr,
+                framing,
+                reply,
+            } => {
                 let peer = match framing {
                     Some(framing) => engine.connect_with(addr, framing, now),
                     None => engine.connect(addr, now),
@@ -290,11 +310,17 @@ impl Driver {
                 }
                 let _ = reply.send(peer);
             }
-            Command::Send { peer, data, reply } => {
-                let _ = reply.send(engine.send(peer, data, now));
+            Command::Send { peer, data } => self.send_admitted(peer, data, now),
+            Command::SendMany { peers, data } => {
+                for (peer, error) in engine.send_many(&peers, data.clone(), now) {
+                    self.send_refused(peer, data.clone(), error);
+                }
             }
-            Command::SendMany { peers, data, reply } => {
-                let _ = reply.send(engine.send_many(&peers, data, now));
+            Command::PauseReading { peer } => {
+                let _ = engine.pause_reading(peer, true);
+            }
+            Command::ResumeReading { peer } => {
+                let _ = engine.pause_reading(peer, false);
             }
             Command::Disconnect { peer, reply } => {
                 let _ = reply.send(engine.disconnect(peer, now));
@@ -302,7 +328,11 @@ impl Driver {
             Command::Abort { peer, reply } => {
                 let _ = reply.send(engine.abort(peer, now));
             }
-            Command::SetLimits { peer, limits, reply } => {
+            Command::SetLimits {
+                peer,
+                limits,
+                reply,
+            } => {
                 let _ = reply.send(engine.set_limits(peer, limits, now));
             }
             Command::SetGlobalLimits { limits, reply } => {
@@ -322,29 +352,23 @@ impl Driver {
                 self.shutdown_waiters.push(reply);
                 engine.shutdown(now);
             }
-            Command::StreamWrite { peer, data } => self.stream_write(peer, data, now),
-            Command::StreamClosed { peer } => {
-                match self.slot_mut(peer) {
-                    Some(slot) if !slot.backlog.is_empty() => slot.close_after_backlog = true,
-                    _ => {
-                        let _ = self.engine.disconnect(peer, now);
-                    }
+            Command::StreamClosed { peer } => match self.slot_mut(peer) {
+                Some(slot) if !slot.backlog.is_empty() => slot.close_after_backlog = true,
+                _ => {
+                    let _ = self.engine.disconnect(peer, now);
                 }
-            }
+            },
         }
     }
 
-    /// Creates the driver's record (and the stream channel) of a new peer.
+    /// Creates the driver's record (and the shared link) of a new peer.
     fn add_peer(&mut self, peer: PeerId) {
-        let config = self.engine.config();
-        let framing = self.engine.peer(peer).map_or(config.framing, |info| info.framing);
-        let channel = Arc::new(PeerChannel::new(
-            peer,
-            framing,
-            config.send_queue_high_water,
-            config.max_frame_size,
-        ));
-        self.shared.lock().channels.insert(peer, channel.clone());
+        let framing = self
+            .engine
+            .peer(peer)
+            .map_or(self.config.framing, |info| info.framing);
+        let link = Arc::new(PeerLink::new(peer, framing, self.config.clone()));
+        self.shared.lock().links.insert(peer, link.clone());
         let slot = peer.slot();
         if self.peers.len() <= slot {
             self.peers.resize_with(slot + 1, || None);
@@ -353,7 +377,7 @@ impl Driver {
         // close is still queued and is ignored for the new id.
         self.peers[slot] = Some(PeerSlot {
             id: peer,
-            channel,
+            link,
             socket: None,
             connecting: None,
             backlog: VecDeque::new(),
@@ -362,43 +386,61 @@ impl Driver {
     }
 
     fn slot_mut(&mut self, peer: PeerId) -> Option<&mut PeerSlot> {
-        self.peers.get_mut(peer.slot())?.as_mut().filter(|slot| slot.id == peer)
+        self.peers
+            .get_mut(peer.slot())?
+            .as_mut()
+            .filter(|slot| slot.id == peer)
     }
 
-    fn stream_write(&mut self, peer: PeerId, data: Bytes, now: Instant) {
-        let engine = &mut self.engine;
-        let Some(slot) = self.peers.get_mut(peer.slot()).and_then(Option::as_mut) else { return };
-        if slot.id != peer {
+    /// Queues a message the send mirror admitted.
+    fn send_admitted(&mut self, peer: PeerId, data: Bytes, now: Instant) {
+        if self
+            .slot_mut(peer)
+            .is_some_and(|slot| !slot.backlog.is_empty())
+        {
+            if let Some(slot) = self.slot_mut(peer) {
+                slot.backlog.push_back(data);
+            }
             return;
         }
-        if !slot.backlog.is_empty() {
-            slot.backlog.push_back(data);
-            return;
-        }
-        match engine.send(peer, data.clone(), now) {
-            Ok(()) => {}
-            Err(openp2p_core::SendError::QueueFull { .. }) => slot.backlog.push_back(data),
-            Err(_) => slot.channel.close_writes(),
+        if let Err(error) = self.engine.send(peer, data.clone(), now) {
+            self.send_refused(peer, data, error);
         }
     }
 
-    /// Moves backlogged stream writes into the engine while it takes them.
+    /// The engine refused an admitted message: keep it for later (queue space) or give its
+    /// count back and close the peer's sending side (the peer is closing or gone).
+    fn send_refused(&mut self, peer: PeerId, data: Bytes, error: SendError) {
+        let Some(slot) = self.slot_mut(peer) else {
+            return;
+        };
+        match error {
+            SendError::QueueFull { .. } => slot.backlog.push_back(data),
+            _ => slot.link.refused(data.len()),
+        }
+    }
+
+    /// Moves backlogged messages into the engine while it takes them.
     fn flush_backlog(&mut self, peer: PeerId, now: Instant) {
         let engine = &mut self.engine;
-        let Some(slot) = self.peers.get_mut(peer.slot()).and_then(Option::as_mut) else { return };
+        let Some(slot) = self.peers.get_mut(peer.slot()).and_then(Option::as_mut) else {
+            return;
+        };
         if slot.id != peer {
             return;
         }
         while let Some(data) = slot.backlog.pop_front() {
             match engine.send(peer, data.clone(), now) {
                 Ok(()) => {}
-                Err(openp2p_core::SendError::QueueFull { .. }) => {
+                Err(SendError::QueueFull { .. }) => {
                     slot.backlog.push_front(data);
                     return;
                 }
                 Err(_) => {
-                    slot.backlog.clear();
-                    slot.channel.close_writes();
+                    slot.link.refused(data.len());
+                    for data in slot.backlog.drain(..) {
+                        slot.link.refused(data.len());
+                    }
                 }
             }
         }
@@ -410,8 +452,10 @@ impl Driver {
 
     /// A connect task finished.
     fn connect_finished(&mut self, peer: PeerId, result: io::Result<TcpStream>, now: Instant) {
-        let still_connecting =
-            self.engine.peer(peer).is_some_and(|info| info.state == PeerState::Connecting);
+        let still_connecting = self
+            .engine
+            .peer(peer)
+            .is_some_and(|info| info.state == PeerState::Connecting);
         if !still_connecting {
             return;
         }
@@ -430,7 +474,11 @@ impl Driver {
     /// Gives a connected socket to its peer record.
     fn attach(&mut self, peer: PeerId, stream: TcpStream) {
         crate::socket::configure(&stream, self.engine.config());
-        let token = |action| Token { slot: peer.slot(), serial: peer.serial(), action };
+        let token = |action| Token {
+            slot: peer.slot(),
+            serial: peer.serial(),
+            action,
+        };
         let socket = PeerSocket {
             stream,
             read: Source::new(token(crate::readiness::Action::Read), &self.ready),

@@ -19,25 +19,33 @@ impl Driver {
     /// Performs one `Io` from the engine.
     pub(super) fn perform(&mut self, io: Io, now: Instant) {
         match io {
-            Io::Listen { listener, addr } => match crate::socket::bind(addr, self.engine.config()) {
-                Ok(socket) => match socket.local_addr() {
-                    Ok(bound) => {
-                        let slot = listener.slot();
-                        if self.listeners.len() <= slot {
-                            self.listeners.resize_with(slot + 1, || None);
+            Io::Listen { listener, addr } => {
+                match crate::socket::bind(addr, self.engine.config()) {
+                    Ok(socket) => match socket.local_addr() {
+                        Ok(bound) => {
+                            let slot = listener.slot();
+                            if self.listeners.len() <= slot {
+                                self.listeners.resize_with(slot + 1, || None);
+                            }
+                            let token = Token {
+                                slot,
+                                serial: listener.serial(),
+                                action: Action::Accept,
+                            };
+                            let accept = Source::new(token, &self.ready);
+                            self.listeners[slot] = Some(ListenerSlot {
+                                id: listener,
+                                listener: socket,
+                                accept,
+                            });
+                            self.next.push(token);
+                            self.engine.handle_listening(listener, bound, now);
                         }
-                        let token =
-                            Token { slot, serial: listener.serial(), action: Action::Accept };
-                        let accept = Source::new(token, &self.ready);
-                        self.listeners[slot] =
-                            Some(ListenerSlot { id: listener, listener: socket, accept });
-                        self.next.push(token);
-                        self.engine.handle_listening(listener, bound, now);
-                    }
+                        Err(e) => self.engine.handle_listen_failed(listener, e.kind(), now),
+                    },
                     Err(e) => self.engine.handle_listen_failed(listener, e.kind(), now),
-                },
-                Err(e) => self.engine.handle_listen_failed(listener, e.kind(), now),
-            },
+                }
+            }
             Io::CloseListener { listener } => {
                 if let Some(entry) = self.listeners.get_mut(listener.slot()) {
                     if entry.as_ref().is_some_and(|l| l.id == listener) {
@@ -68,7 +76,11 @@ impl Driver {
                 let was = socket.interest;
                 socket.interest = interest;
                 // Readiness may have arrived while the direction was off: try at once.
-                let token = |action| Token { slot: peer.slot(), serial: peer.serial(), action };
+                let token = |action| Token {
+                    slot: peer.slot(),
+                    serial: peer.serial(),
+                    action,
+                };
                 if interest.read && !was.read {
                     next.push(token(Action::Read));
                 }
@@ -109,18 +121,28 @@ impl Driver {
     /// Reads or writes until the socket would block, the engine pauses, or the turn is used up.
     fn transfer(&mut self, token: Token, now: Instant) {
         let engine = &mut self.engine;
-        let Some(slot) = self.peers.get_mut(token.slot).and_then(Option::as_mut) else { return };
+        let Some(slot) = self.peers.get_mut(token.slot).and_then(Option::as_mut) else {
+            return;
+        };
         let peer = slot.id;
         if peer.serial() != token.serial {
             return;
         }
-        let Some(socket) = slot.socket.as_mut() else { return };
+        let Some(socket) = slot.socket.as_mut() else {
+            return;
+        };
         let reading = token.action == Action::Read;
         let source = if reading { &socket.read } else { &socket.write };
         source.state.rearm();
         let mut cx = Context::from_waker(&source.waker);
+        let mut written = 0;
+        let mut turn_used = true;
         for _ in 0..OPS_PER_TURN {
-            let wanted = if reading { socket.interest.read } else { socket.interest.write };
+            let wanted = if reading {
+                socket.interest.read
+            } else {
+                socket.interest.write
+            };
             if !wanted {
                 return;
             }
@@ -130,10 +152,14 @@ impl Driver {
                 socket.stream.poll_write_ready(&mut cx)
             };
             match ready {
-                Poll::Pending => return,
+                Poll::Pending => {
+                    turn_used = false;
+                    break;
+                }
                 Poll::Ready(Err(e)) => {
                     engine.handle_error(peer, e.kind(), now);
-                    return;
+                    turn_used = false;
+                    break;
                 }
                 Poll::Ready(Ok(())) => {}
             }
@@ -144,13 +170,22 @@ impl Driver {
                 engine.write_to(peer, now, |slices| stream.try_write_vectored(slices))
             };
             match moved {
+                Transfer::Moved(n) => written += n,
                 // WouldBlock cleared Tokio's readiness: the next poll registers the waker.
-                Transfer::Moved(_) | Transfer::WouldBlock => {}
+                Transfer::WouldBlock => {}
                 // Paused: an `Io::Interest` turns the direction on again. Closed: `Io::Close`.
-                _ => return,
+                _ => {
+                    turn_used = false;
+                    break;
+                }
             }
         }
-        self.next.push(token);
+        if !reading && written > 0 && slot.link.written(written) {
+            self.writable_due.push(peer);
+        }
+        if turn_used {
+            self.next.push(token);
+        }
     }
 
     /// Accepts connections and hands them to the engine.

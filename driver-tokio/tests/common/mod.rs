@@ -23,7 +23,10 @@ pub async fn listening(config: Config) -> (Node, SocketAddr) {
 pub async fn wait_for<T>(node: &Node, mut pick: impl FnMut(Event) -> Option<T>) -> T {
     tokio::time::timeout(WAIT, async {
         loop {
-            let event = node.next_event().await.expect("node stopped while a test waited");
+            let event = node
+                .next_event()
+                .await
+                .expect("node stopped while a test waited");
             if let Some(found) = pick(event) {
                 return found;
             }
@@ -35,13 +38,20 @@ pub async fn wait_for<T>(node: &Node, mut pick: impl FnMut(Event) -> Option<T>) 
 
 /// Waits for `Connected` of `peer`.
 pub async fn connected(node: &Node, peer: PeerId) {
-    wait_for(node, |e| matches!(e, Event::Connected { peer: p, .. } if p == peer).then_some(())).await
+    wait_for(node, |e| {
+        matches!(e, Event::Connected { peer: p, .. } if p == peer).then_some(())
+    })
+    .await
 }
 
 /// Waits for any inbound `Connected` and returns its peer.
 pub async fn inbound(node: &Node) -> PeerId {
     wait_for(node, |e| match e {
-        Event::Connected { peer, direction: openp2p_tokio::Direction::Inbound, .. } => Some(peer),
+        Event::Connected {
+            peer,
+            direction: openp2p_tokio::Direction::Inbound,
+            ..
+        } => Some(peer),
         _ => None,
     })
     .await
@@ -49,7 +59,9 @@ pub async fn inbound(node: &Node) -> PeerId {
 
 /// The test pattern: byte `i` of the stream of peer `seed`.
 pub fn pattern(seed: u8, i: usize) -> u8 {
-    (i as u64).wrapping_mul(7).wrapping_add(u64::from(seed).wrapping_mul(13)) as u8
+    (i as u64)
+        .wrapping_mul(7)
+        .wrapping_add(u64::from(seed).wrapping_mul(13)) as u8
 }
 
 /// The seed a stream's first byte encodes (13 is invertible mod 256: 13 * 197 = 1 mod 256).

@@ -1,0 +1,331 @@
+//! Loopback benchmarks against raw Tokio, measured in one run and interleaved:
+//!
+//! 1. throughput: 1 GiB over one connection (openp2p `send` of shared 1 MiB `Bytes`, received as
+//!    `Event::Received`) against a raw `TcpStream` `write_all` / `read` copy;
+//! 2. echo: 100 raw Tokio clients doing 64-byte round trips against the README echo (each peer's
+//!    `PeerStream` copied back to itself), against a raw Tokio echo server.
+//!
+//! `cargo bench -p openp2p-tokio --bench loopback` (optional args: `runs=N echo_secs=S`,
+//! `only=throughput|echo`, `flavor=current_thread`).
+//! Loopback throughput is bimodal on shared machines, so every run is printed, with CPU time
+//! per byte (all threads of the process) next to the wall-clock rate.
+
+use bytes::Bytes;
+use openp2p_tokio::{Config, Direction, Event, Node, SendError};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const GIB: u64 = 1 << 30;
+const CHUNK: usize = 1 << 20;
+const ECHO_PEERS: usize = 100;
+const ECHO_SIZE: usize = 64;
+
+/// CPU time of every thread of this process so far, in nanoseconds (Linux schedstat).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+struct Sample {
+    secs: f64,
+    cpu_ns: u64,
+}
+
+impl Sample {
+    fn gbps(&self, bytes: u64) -> f64 {
+        bytes as f64 / self.secs / 1e9
+    }
+}
+
+async fn measure<F: std::future::Future<Output = ()>>(run: F) -> Sample {
+    let cpu = cpu_ns();
+    let start = Instant::now();
+    run.await;
+    Sample {
+        secs: start.elapsed().as_secs_f64(),
+        cpu_ns: cpu_ns() - cpu,
+    }
+}
+
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+// ----- throughput ------------------------------------------------------------------------------
+
+async fn raw_throughput() -> Sample {
+    let listener = TcpListener::bind(local()).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let receiver = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        socket.set_nodelay(true).expect("nodelay");
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut got = 0u64;
+        while got < GIB {
+            let n = socket.read(&mut buf).await.expect("read");
+            assert!(n > 0, "early EOF");
+            got += n as u64;
+        }
+    });
+    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    socket.set_nodelay(true).expect("nodelay");
+    let chunk = vec![0xA5u8; CHUNK];
+    measure(async move {
+        for _ in 0..GIB / CHUNK as u64 {
+            socket.write_all(&chunk).await.expect("write");
+        }
+        receiver.await.expect("receiver");
+    })
+    .await
+}
+
+async fn openp2p_throughput() -> Sample {
+    let server = Node::start(Config::default()).expect("config");
+    let addr = server.listen(local()).await.expect("listen");
+    let client = Node::start(Config::default()).expect("config");
+    let peer = client.connect(addr).await.expect("connect");
+    loop {
+        match client.next_event().await {
+            Some(Event::Connected { .. }) => break,
+            Some(_) => {}
+            None => panic!("client stopped"),
+        }
+    }
+    let receiver = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut got = 0u64;
+            while got < GIB {
+                match server.next_event().await {
+                    Some(Event::Received { data, .. }) => got += data.len() as u64,
+                    Some(_) => {}
+                    None => panic!("server stopped"),
+                }
+            }
+        })
+    };
+    let chunk = Bytes::from(vec![0xA5u8; CHUNK]);
+    let sample = measure(async {
+        let mut sent = 0;
+        while sent < GIB / CHUNK as u64 {
+            match client.send(peer, chunk.clone()) {
+                Ok(()) => sent += 1,
+                Err(SendError::QueueFull { .. }) => loop {
+                    match client.next_event().await {
+                        Some(Event::Writable { .. }) => break,
+                        Some(_) => {}
+                        None => panic!("client stopped"),
+                    }
+                },
+                Err(e) => panic!("send failed: {e}"),
+            }
+        }
+        receiver.await.expect("receiver");
+    })
+    .await;
+    client.shutdown().await;
+    server.shutdown().await;
+    sample
+}
+
+// ----- echo ------------------------------------------------------------------------------------
+
+/// 100 clients doing 64-byte round trips for `secs`; returns round trips per second.
+async fn echo_clients(addr: SocketAddr, secs: f64) -> (f64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..ECHO_PEERS {
+        let mut socket = TcpStream::connect(addr).await.expect("connect");
+        socket.set_nodelay(true).expect("nodelay");
+        let (stop, count) = (stop.clone(), count.clone());
+        clients.push(tokio::spawn(async move {
+            let out = [0x42u8; ECHO_SIZE];
+            let mut back = [0u8; ECHO_SIZE];
+            // Warm up: one round trip before the clock starts.
+            socket.write_all(&out).await.expect("write");
+            socket.read_exact(&mut back).await.expect("read");
+            while !stop.load(Ordering::Relaxed) {
+                socket.write_all(&out).await.expect("write");
+                socket.read_exact(&mut back).await.expect("read");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cpu = cpu_ns();
+    let before = count.load(Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let trips = count.load(Ordering::Relaxed) - before;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_ns() - cpu;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("client");
+    }
+    (trips as f64 / elapsed, cpu / trips.max(1))
+}
+
+async fn raw_echo(secs: f64) -> (f64, u64) {
+    let listener = TcpListener::bind(local()).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            socket.set_nodelay(true).expect("nodelay");
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8 * 1024];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if socket.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let result = echo_clients(addr, secs).await;
+    server.abort();
+    result
+}
+
+async fn openp2p_echo(secs: f64) -> (f64, u64) {
+    let node = Node::start(Config::default()).expect("config");
+    let addr = node.listen(local()).await.expect("listen");
+    let echo = node.clone();
+    let server = tokio::spawn(async move {
+        while let Some(event) = echo.next_event().await {
+            if let Event::Connected {
+                peer,
+                direction: Direction::Inbound,
+                ..
+            } = event
+            {
+                let Ok(stream) = echo.stream(peer) else {
+                    continue;
+                };
+                let (mut reader, mut writer) = tokio::io::split(stream);
+                tokio::spawn(async move { tokio::io::copy(&mut reader, &mut writer).await });
+            }
+        }
+    });
+    let result = echo_clients(addr, secs).await;
+    node.shutdown().await;
+    let _ = server.await;
+    result
+}
+
+fn arg(name: &str, default: f64) -> f64 {
+    std::env::args()
+        .filter_map(|a| {
+            a.strip_prefix(&format!("{name}="))
+                .and_then(|v| v.parse().ok())
+        })
+        .next()
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let runs = arg("runs", 5.0) as usize;
+    let echo_secs = arg("echo_secs", 3.0);
+    let only = std::env::args().find_map(|a| a.strip_prefix("only=").map(String::from));
+    let current = std::env::args().any(|a| a == "flavor=current_thread");
+    let runtime = if current {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
+    println!(
+        "runtime: {}",
+        if current {
+            "current_thread"
+        } else {
+            "multi_thread, 2 workers"
+        }
+    );
+    runtime.block_on(async {
+        if only.as_deref() != Some("echo") {
+            throughput(runs).await;
+        }
+        if only.as_deref() != Some("throughput") {
+            echo(runs, echo_secs).await;
+        }
+    });
+}
+
+async fn throughput(runs: usize) {
+    println!("throughput: 1 GiB over one loopback connection, {runs} interleaved runs each");
+    let (mut raw, mut p2p) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let r = raw_throughput().await;
+        let p = openp2p_throughput().await;
+        println!(
+            "  run {run}: raw {:6.2} GB/s {:5.3} ns/B cpu | openp2p {:6.2} GB/s {:5.3} ns/B cpu",
+            r.gbps(GIB),
+            r.cpu_ns as f64 / GIB as f64,
+            p.gbps(GIB),
+            p.cpu_ns as f64 / GIB as f64
+        );
+        raw.push(r);
+        p2p.push(p);
+    }
+    let rate = |v: &[Sample]| median(v.iter().map(|s| s.gbps(GIB)).collect());
+    let cpu = |v: &[Sample]| median(v.iter().map(|s| s.cpu_ns as f64 / GIB as f64).collect());
+    println!(
+            "  median: raw {:.2} GB/s ({:.3} ns/B), openp2p {:.2} GB/s ({:.3} ns/B): {:.2}x throughput, {:.2}x CPU per byte",
+            rate(&raw),
+            cpu(&raw),
+            rate(&p2p),
+            cpu(&p2p),
+            rate(&p2p) / rate(&raw),
+            cpu(&p2p) / cpu(&raw)
+        );
+}
+
+async fn echo(runs: usize, echo_secs: f64) {
+    println!("echo: {ECHO_PEERS} peers x {ECHO_SIZE} B round trips, {echo_secs} s per run");
+    let (mut raw, mut p2p) = (Vec::new(), Vec::new());
+    for run in 1..=runs.min(3) {
+        let r = raw_echo(echo_secs).await;
+        let p = openp2p_echo(echo_secs).await;
+        println!(
+                "  run {run}: raw {:9.0} trips/s {:6} ns cpu/trip | openp2p {:9.0} trips/s {:6} ns cpu/trip",
+                r.0, r.1, p.0, p.1
+            );
+        raw.push(r.0);
+        p2p.push(p.0);
+    }
+    let (r, p) = (median(raw), median(p2p));
+    println!(
+        "  median: raw {r:.0} trips/s, openp2p {p:.0} trips/s: {:.2}x",
+        p / r
+    );
+}
