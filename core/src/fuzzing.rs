@@ -43,6 +43,14 @@ const MAX_HELD: usize = 64;
 /// Fewest pool segments in the frame harnesses: 2 until the core no longer stalls a peer whose
 /// segment is full when the pool has no other (/work/notes/core-requests-fuzz.md, request 1).
 const FRAME_MIN_POOL: usize = 2;
+/// Announcement intervals tried by the discovery harness. `Duration::MAX` ("never announce") joins
+/// once the core no longer overflows on it (/work/notes/core-requests-fuzz.md, request 3).
+const DISCOVERY_INTERVALS: [Duration; 4] = [
+    Duration::from_millis(0),
+    Duration::from_millis(1),
+    Duration::from_millis(2_000),
+    Duration::from_secs(1 << 30),
+];
 /// Time starts this far after the base, so backward steps can go before the engine's epoch.
 const START: u64 = 1_000_000_000_000;
 /// Generous upper bound on one send-queue ring entry (a `Bytes` plus a flag).
@@ -1440,7 +1448,7 @@ pub fn discovery(data: &[u8], base: Instant) {
     let mut input = Input(data);
     let ms = Duration::from_millis;
     let config = DiscoveryConfig {
-        interval: input.pick(&[ms(0), ms(1), ms(2_000), ms(3_600_000), Duration::MAX]),
+        interval: input.pick(&DISCOVERY_INTERVALS),
         jitter: input.pick(&[ms(0), ms(1), ms(500), ms(5_000), Duration::MAX]),
         expiry: input.pick(&[ms(0), ms(1), ms(7_000), ms(3_600_000), Duration::MAX]),
         max_nodes: 1 + usize::from(input.u8() % 6),
@@ -1549,7 +1557,8 @@ pub fn discovery(data: &[u8], base: Instant) {
                 if op_is_jump(input.u8()) {
                     if let Some(at) = d.poll_timeout() {
                         let target = at.saturating_duration_since(base).as_nanos();
-                        offset = offset.max(u64::try_from(target).unwrap_or(u64::MAX));
+                        let target = u64::try_from(target).unwrap_or(u64::MAX).min(START * 1_000);
+                        offset = offset.max(target);
                     }
                 }
                 let now = base + Duration::from_nanos(offset);
@@ -1575,7 +1584,11 @@ pub fn discovery(data: &[u8], base: Instant) {
                     assert!(at > now || expiry == 0, "poll_timeout stays in the past");
                 }
             }
-            6 => offset = (offset + u64::from(input.u32()) * 1_000).min(START * 1_000),
+            6 => {
+                offset = offset
+                    .saturating_add(u64::from(input.u32()) * 1_000)
+                    .min(START * 1_000)
+            }
             _ => offset = offset.saturating_sub(u64::from(input.u32()) * 1_000),
         }
         assert_eq!(d.poll_event(), None, "unexpected discovery event");

@@ -59,6 +59,12 @@ fn delimited_corpus_replays_without_a_failure() {
 }
 
 #[test]
+fn discovery_corpus_replays_without_a_failure() {
+    let base = Instant::now();
+    replay("discovery", |data| fuzzing::discovery(data, base));
+}
+
+#[test]
 fn bucket_corpus_replays_without_a_failure() {
     replay("bucket", fuzzing::bucket);
 }
@@ -116,6 +122,11 @@ proptest! {
     #[test]
     fn delimited_harness_holds_on_random_streams(data in frame_input(true)) {
         fuzzing::frame_delimited(&data, Instant::now());
+    }
+
+    #[test]
+    fn discovery_harness_holds_on_random_inputs(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        fuzzing::discovery(&data, Instant::now());
     }
 
     #[test]
