@@ -254,3 +254,72 @@ fn a_reset_mid_transfer_reports_disconnected_with_the_unsent_count() {
     assert_eq!(stats.unsent_bytes, unsent);
     client.shutdown();
 }
+
+#[test]
+fn a_full_send_queue_refuses_until_writable() {
+    const HIGH: usize = 64 * 1024;
+    let remote = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = remote.local_addr().expect("addr");
+    let config = Config {
+        send_queue_high_water: HIGH,
+        send_queue_low_water: HIGH / 4,
+        ..Config::default()
+    };
+    let (client, mut events) = Node::start(config).expect("start");
+    let peer = client.connect_wait(addr).expect("connects");
+    let (mut socket, _) = remote.accept().expect("accept");
+
+    // The remote does not read: socket buffers fill, then the queue.
+    let chunk = Bytes::from(vec![3u8; 16 * 1024]);
+    let mut accepted = 0usize;
+    let refusal = loop {
+        match client.send_wait(peer, chunk.clone()) {
+            Ok(()) => accepted += chunk.len(),
+            Err(e) => break e,
+        }
+        assert!(accepted < 256 * MIB, "the queue never filled");
+    };
+    assert!(matches!(
+        refusal,
+        openp2p_mio::SendWaitError::Rejected(openp2p_mio::SendError::QueueFull { .. })
+    ));
+    // A fire-and-forget send is refused the same way, and its payload comes back.
+    client.send(peer, chunk.clone()).expect("running");
+
+    // The remote drains everything: the queue falls to its low-water mark, `Writable` follows.
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0;
+        while let Ok(n) = socket.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    expect(&mut events, "Writable", |e| *e == Event::Writable { peer });
+    let failure = events
+        .send_failure()
+        .expect("the refused fire-and-forget send");
+    assert_eq!(failure.peer, peer);
+    assert!(matches!(
+        failure.error,
+        openp2p_mio::SendError::QueueFull { .. }
+    ));
+    assert_eq!(failure.data, chunk);
+    client
+        .send_wait(peer, chunk.clone())
+        .expect("accepted again");
+    accepted += chunk.len();
+    client.disconnect(peer).expect("running");
+    expect(&mut events, "Disconnected", |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    assert_eq!(
+        reader.join().expect("reader"),
+        accepted,
+        "every accepted byte arrived"
+    );
+    client.shutdown();
+}
