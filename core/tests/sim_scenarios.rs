@@ -38,18 +38,18 @@ fn relative_error(got: f64, want: f64) -> f64 {
     (got - want).abs() / want
 }
 
-#[test]
-fn three_peers_limited_to_64_kib_per_second_each_achieve_it_within_one_percent() {
-    let mut net = net(1);
-    let limit = Rate::per_second(64 * KIB);
-    let server = net
-        .add_node(Config {
-            peer_limits: Limits::upload(limit),
-            ..Config::default()
-        })
-        .unwrap();
+/// A server with `server_config` and `clients` nodes connected to it; on each connection the
+/// server sends a payload larger than the run can carry. Returns the clients and their arrivals.
+fn fan_out(
+    seed: u64,
+    server_config: Config,
+    clients: usize,
+    run: Duration,
+) -> (Vec<NodeId>, Arrivals) {
+    let mut net = net(seed);
+    let server = net.add_node(server_config).unwrap();
     let addr = net.listen(server).unwrap();
-    let clients: Vec<NodeId> = (0..3)
+    let clients: Vec<NodeId> = (0..clients)
         .map(|_| net.add_node(Config::default()).unwrap())
         .collect();
     let t0 = net.now();
@@ -57,20 +57,32 @@ fn three_peers_limited_to_64_kib_per_second_each_achieve_it_within_one_percent()
         net.engine(c).connect(addr, t0).unwrap();
     }
     let mut arrivals = Arrivals::default();
-    let payload = Bytes::from(vec![7u8; 2 * 1024 * 1024]);
-    net.run_for(
-        Duration::from_secs(12),
-        |node, engine, event, at| match event {
-            Event::Connected { peer, .. } if node == server => {
-                engine.send(peer, payload.clone(), at).unwrap();
-            }
-            Event::Received { data, .. } => arrivals.record(node, at - t0, data.len()),
-            _ => {}
-        },
-    );
+    let payload = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
+    net.run_for(run, |node, engine, event, at| match event {
+        Event::Connected { peer, .. } if node == server => {
+            engine.send(peer, payload.clone(), at).unwrap();
+        }
+        Event::Received { data, .. } => arrivals.record(node, at - t0, data.len()),
+        _ => {}
+    });
+    (clients, arrivals)
+}
+
+/// Bytes per second a client received between 1 s and 11 s (after the initial burst).
+fn steady_rate(arrivals: &Arrivals, client: NodeId) -> f64 {
+    arrivals.between(client, Duration::from_secs(1), Duration::from_secs(11)) as f64 / 10.0
+}
+
+#[test]
+fn three_peers_limited_to_64_kib_per_second_each_achieve_it_within_one_percent() {
+    let limit = Rate::per_second(64 * KIB);
+    let config = Config {
+        peer_limits: Limits::upload(limit),
+        ..Config::default()
+    };
+    let (clients, arrivals) = fan_out(1, config, 3, Duration::from_secs(12));
     for &c in &clients {
-        let got = arrivals.between(c, Duration::from_secs(1), Duration::from_secs(11));
-        let rate = got as f64 / 10.0;
+        let rate = steady_rate(&arrivals, c);
         let error = relative_error(rate, limit.bytes_per_sec() as f64);
         println!(
             "client {c}: {rate:.0} B/s over 10 virtual s (error {:.3} %)",
@@ -86,39 +98,16 @@ fn three_peers_limited_to_64_kib_per_second_each_achieve_it_within_one_percent()
 
 #[test]
 fn a_global_upload_limit_is_shared_evenly_by_four_peers() {
-    let mut net = net(2);
     let global = Rate::per_second(256 * KIB);
-    let server = net
-        .add_node(Config {
-            global_limits: Limits::upload(global),
-            ..Config::default()
-        })
-        .unwrap();
-    let addr = net.listen(server).unwrap();
-    let clients: Vec<NodeId> = (0..4)
-        .map(|_| net.add_node(Config::default()).unwrap())
-        .collect();
-    let t0 = net.now();
-    for &c in &clients {
-        net.engine(c).connect(addr, t0).unwrap();
-    }
-    let mut arrivals = Arrivals::default();
-    let payload = Bytes::from(vec![1u8; 4 * 1024 * 1024]);
-    net.run_for(
-        Duration::from_secs(11),
-        |node, engine, event, at| match event {
-            Event::Connected { peer, .. } if node == server => {
-                engine.send(peer, payload.clone(), at).unwrap();
-            }
-            Event::Received { data, .. } => arrivals.record(node, at - t0, data.len()),
-            _ => {}
-        },
-    );
+    let config = Config {
+        global_limits: Limits::upload(global),
+        ..Config::default()
+    };
+    let (clients, arrivals) = fan_out(2, config, 4, Duration::from_secs(11));
     let fair = global.bytes_per_sec() as f64 / 4.0;
     let mut total = 0.0;
     for &c in &clients {
-        let rate =
-            arrivals.between(c, Duration::from_secs(1), Duration::from_secs(11)) as f64 / 10.0;
+        let rate = steady_rate(&arrivals, c);
         total += rate;
         let error = relative_error(rate, fair);
         println!(
