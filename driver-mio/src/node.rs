@@ -12,6 +12,7 @@ use crate::{
 };
 use mio::{Poll, Waker};
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -259,17 +260,20 @@ impl Node {
     }
 
     /// Runs `f` on the IO thread with read-only access to the engine and the driver's counters,
-    /// and returns its result. Keep it short: the IO thread does nothing else meanwhile.
+    /// and returns its result. Keep it short: the IO thread does nothing else meanwhile. A panic
+    /// in `f` is caught on the IO thread (the node keeps running) and resumed in the caller.
     pub fn query<T, F>(&self, f: F) -> Result<T, Stopped>
     where
         T: Send + 'static,
         F: FnOnce(&Engine, &DriverStats) -> T + Send + 'static,
     {
-        self.ask(|reply| {
+        let answer = self.ask(|reply| {
             Command::Inspect(Box::new(move |engine: &Engine, stats: &DriverStats| {
-                let _ = reply.try_send(f(engine, stats));
+                let answer = panic::catch_unwind(AssertUnwindSafe(|| f(engine, stats)));
+                let _ = reply.try_send(answer);
             }))
-        })
+        })?;
+        answer.map_err(|payload| panic::resume_unwind(payload))
     }
 
     /// A live peer's traffic statistics (`None` for a stale id).

@@ -248,3 +248,17 @@ fn dropping_every_handle_stops_the_node() {
     });
     assert_eq!(events.recv(), Err(Stopped));
 }
+
+#[test]
+fn a_panicking_query_reaches_the_caller_and_the_node_keeps_running() {
+    let (node, _events) = Node::start(Config::default()).expect("start");
+    let probe = node.clone();
+    let caught =
+        std::panic::catch_unwind(move || probe.query(|_, _| -> u32 { panic!("in query") }));
+    assert!(caught.is_err(), "the panic is resumed in the caller");
+    assert!(
+        node.listen("127.0.0.1:0".parse().expect("addr")).is_ok(),
+        "the node still runs"
+    );
+    node.shutdown();
+}
