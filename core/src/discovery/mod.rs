@@ -56,6 +56,10 @@ pub struct DiscoveryConfig {
     pub expiry: Duration,
     /// Most nodes remembered; beacons from further nodes are ignored until some expire.
     pub max_nodes: usize,
+    /// Offer newly discovered nodes for dialling through [`Discovery::poll_dial`]. Of two nodes
+    /// that discover each other only the one with the smaller [`NodeKey`] dials, so they end up
+    /// with one connection, not two.
+    pub auto_connect: bool,
 }
 
 impl Default for DiscoveryConfig {
@@ -65,6 +69,7 @@ impl Default for DiscoveryConfig {
             jitter: Duration::from_millis(500),
             expiry: Duration::from_secs(7),
             max_nodes: 256,
+            auto_connect: false,
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct Discovery {
     next_announce: Option<Nanos>,
     known: BTreeMap<NodeKey, Known>,
     events: VecDeque<Event>,
+    dials: VecDeque<(NodeKey, SocketAddr)>,
     ignored: u64,
 }
 
@@ -106,6 +112,7 @@ impl Discovery {
             next_announce: None,
             known: BTreeMap::new(),
             events: VecDeque::new(),
+            dials: VecDeque::new(),
             ignored: 0,
         }
     }
@@ -210,6 +217,12 @@ impl Discovery {
     /// The next `Discovered` or `Lost` event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next discovered node this node should connect to (with `auto_connect`): each node
+    /// is offered once per discovery (again only after it was lost and found again).
+    pub fn poll_dial(&mut self) -> Option<(NodeKey, SocketAddr)> {
+        self.dials.pop_front()
     }
 
     /// Nodes known now: id, address (source IP, announced TCP port) and name.
@@ -325,6 +338,31 @@ mod tests {
         );
         assert_eq!(d.poll_event(), None);
         assert_eq!(d.nodes().count(), 1);
+    }
+
+    #[test]
+    fn with_auto_connect_only_the_smaller_key_dials() {
+        let now = crate::test_clock::base();
+        let config = DiscoveryConfig {
+            auto_connect: true,
+            ..DiscoveryConfig::default()
+        };
+        let me = |n: u8| Beacon {
+            node: NodeKey([n; 16]),
+            tcp_port: 1,
+            name: String::new(),
+        };
+        let mut low = Discovery::new(config, me(1), 1);
+        let mut high = Discovery::new(config, me(9), 2);
+        let src = "10.0.0.1:3000".parse().unwrap();
+        low.handle_datagram(src, &beacon(9, 4000), now).unwrap();
+        high.handle_datagram(src, &beacon(1, 4000), now).unwrap();
+        assert_eq!(
+            low.poll_dial(),
+            Some((NodeKey([9; 16]), "10.0.0.1:4000".parse().unwrap()))
+        );
+        assert_eq!(low.poll_dial(), None, "offered once");
+        assert_eq!(high.poll_dial(), None);
     }
 
     #[test]
