@@ -171,6 +171,9 @@ impl Discovery {
                         last_seen: now,
                     },
                 );
+                if self.config.auto_connect && self.me < beacon.node {
+                    self.dials.push_back((beacon.node, addr));
+                }
                 self.events.push_back(Event::Discovered {
                     node: beacon.node,
                     addr,
