@@ -9,7 +9,8 @@
 //! engine itself never reads a clock, and neither does this module).
 //!
 //! Input layouts (so that seeds can be written by hand):
-//! - [`engine`]: 6 configuration bytes, then operations, each an opcode byte (modulo 24) and its
+//! - [`engine`]: 7 configuration bytes (4 more per enabled limit set), then operations, each an
+//!   opcode byte (modulo 25) and its
 //!   arguments. Payloads and read data come from the input itself: the same bytes serve as data
 //!   and as time steps.
 //! - [`frame_length_prefixed`], [`frame_delimited`]: 4 setup bytes (max frame size, segment size
@@ -37,7 +38,7 @@ use std::time::{Duration, Instant};
 
 /// Operations per engine input, and rounds of the final flush.
 const MAX_OPS: usize = 400;
-const FLUSH_ROUNDS: usize = 2_000;
+const FLUSH_ROUNDS: usize = 256;
 /// Received messages the application holds before it drops the oldest.
 const MAX_HELD: usize = 64;
 /// Fewest pool segments in the frame harnesses: 2 until the core no longer stalls a peer whose
@@ -303,6 +304,8 @@ struct PeerModel {
     read_closed: bool,
     /// Read interest turned on since the last read attempt: an edge-triggered driver reads now.
     read_armed: bool,
+    /// The application paused reading (`pause_reading`).
+    read_paused: bool,
     /// Bytes reported by `Event::Sent`.
     sent_events: u64,
     reference: Reference,
@@ -411,6 +414,7 @@ impl Harness {
             eof: false,
             read_closed: false,
             read_armed: false,
+            read_paused: false,
             sent_events: 0,
             reference: Reference::new(framing, self.config.max_frame_size),
         });
@@ -435,7 +439,7 @@ impl Harness {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let now = self.now();
-        match input.u8() % 24 {
+        match input.u8() % 25 {
             0 => {
                 let framing = framing(input, self.config.framing);
                 let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
@@ -544,6 +548,14 @@ impl Harness {
                     self.engine.shutdown(now);
                 }
             }
+            24 => {
+                let (p, paused) = (self.pick_peer(input), input.u8() & 1 == 1);
+                if let Some(p) = p {
+                    if self.engine.pause_reading(p, paused).is_ok() {
+                        self.model(p).read_paused = paused;
+                    }
+                }
+            }
             15 | 16 => self.read(input, now),
             17 | 18 => self.write(input, now),
             19 => {
@@ -627,11 +639,22 @@ impl Harness {
     fn on_send(&mut self, peer: PeerId, data: &[u8], result: Result<(), SendError>) {
         let high = self.config.send_queue_high_water as u64;
         let max = self.config.max_frame_size;
+        let (framing, queued) = {
+            let m = self.model(peer);
+            (m.framing, m.accepted - m.written)
+        };
+        if !matches!(result, Err(SendError::UnknownPeer | SendError::Closing)) {
+            // Drivers answer sends from a mirror of the queue with `Config::admit`: it must agree.
+            let admitted = self.config.admit(framing, data, queued).map(|_| ());
+            assert_eq!(
+                admitted, result,
+                "{peer:?}: Config::admit disagrees with send"
+            );
+        }
         let m = self.model(peer);
-        let wire = framed(m.framing, data);
+        let wire = framed(framing, data);
         let len = wire.len() as u64;
-        let queued = m.accepted - m.written;
-        let framed_mode = m.framing != Framing::Raw;
+        let framed_mode = framing != Framing::Raw;
         match result {
             Ok(()) => {
                 assert_ne!(m.life, Life::Dead, "send to dead {peer:?} accepted");
@@ -1063,8 +1086,8 @@ impl Harness {
                     self.engine
                         .read_from(id, now, |_| Err(io::ErrorKind::WouldBlock.into()));
                 }
-                self.settle();
             }
+            self.settle();
             if progressed {
                 spins = 0;
                 continue;
@@ -1104,7 +1127,10 @@ impl Harness {
                 "{id:?}: queued bytes stuck, no wake-up"
             );
             let wants = self.engine.interest(*id).is_some_and(|i| i.read);
-            assert!(m.eof || wants, "{id:?}: reading paused with no wake-up");
+            assert!(
+                m.eof || m.read_paused || wants,
+                "{id:?}: reading paused with no wake-up"
+            );
         }
     }
 
