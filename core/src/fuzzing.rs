@@ -1478,6 +1478,7 @@ pub fn discovery(data: &[u8], base: Instant) {
         jitter: input.pick(&[ms(0), ms(1), ms(500), ms(5_000), Duration::MAX]),
         expiry: input.pick(&[ms(0), ms(1), ms(7_000), ms(3_600_000), Duration::MAX]),
         max_nodes: 1 + usize::from(input.u8() % 6),
+        ..DiscoveryConfig::default()
     };
     let me = NodeKey([input.u8() % 4; 16]);
     let mine = Beacon {
