@@ -1473,12 +1473,13 @@ pub fn discovery(data: &[u8], base: Instant) {
     beacon_round_trip(data);
     let mut input = Input(data);
     let ms = Duration::from_millis;
+    let shape = input.u8();
     let config = DiscoveryConfig {
         interval: input.pick(&DISCOVERY_INTERVALS),
         jitter: input.pick(&[ms(0), ms(1), ms(500), ms(5_000), Duration::MAX]),
         expiry: input.pick(&[ms(0), ms(1), ms(7_000), ms(3_600_000), Duration::MAX]),
-        max_nodes: 1 + usize::from(input.u8() % 6),
-        ..DiscoveryConfig::default()
+        max_nodes: 1 + usize::from(shape % 6),
+        auto_connect: shape & 0x80 != 0,
     };
     let me = NodeKey([input.u8() % 4; 16]);
     let mine = Beacon {
@@ -1489,6 +1490,7 @@ pub fn discovery(data: &[u8], base: Instant) {
     let seed = u64::from(input.u32());
     let mut d = Discovery::new(config, mine.clone(), seed);
     let mut known: BTreeMap<NodeKey, Heard> = BTreeMap::new();
+    let mut dials = VecDeque::new();
     let (mut ignored, mut offset, mut latest, mut epoch) = (0u64, START, 0u64, None::<u64>);
     let mut ops = 0;
     while !input.is_empty() && ops < 500 {
@@ -1562,6 +1564,9 @@ pub fn discovery(data: &[u8], base: Instant) {
                     }
                     None => {
                         known.insert(beacon.node, heard.clone());
+                        if config.auto_connect && me < beacon.node {
+                            dials.push_back((beacon.node, heard.addr));
+                        }
                         true
                     }
                 };
@@ -1619,6 +1624,13 @@ pub fn discovery(data: &[u8], base: Instant) {
             _ => offset = offset.saturating_sub(u64::from(input.u32()) * 1_000),
         }
         assert_eq!(d.poll_event(), None, "unexpected discovery event");
+        // The application dials now and then; what it is offered must match, in order.
+        if input.u8() & 1 == 1 {
+            while let Some(dial) = d.poll_dial() {
+                assert_eq!(Some(dial), dials.pop_front(), "unexpected dial offer");
+            }
+            assert!(dials.is_empty(), "dial offers missing: {dials:?}");
+        }
         assert!(d.nodes().count() <= config.max_nodes);
         assert!(
             d.nodes()
