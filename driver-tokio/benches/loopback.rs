@@ -118,7 +118,7 @@ async fn openp2p_throughput() -> Sample {
     let sample = measure(async {
         let mut sent = 0;
         while sent < GIB / CHUNK as u64 {
-            match client.send(peer, chunk.clone()) {
+            match client.send_now(peer, chunk.clone()) {
                 Ok(()) => sent += 1,
                 Err(SendError::QueueFull { .. }) => loop {
                     match client.next_event().await {
@@ -206,23 +206,30 @@ async fn raw_echo(secs: f64) -> (f64, u64) {
     result
 }
 
-async fn openp2p_echo(secs: f64) -> (f64, u64) {
+/// The README echo over per-peer streams (`streams`), or an event loop echoing each
+/// `Received` with `send` (zero copy).
+async fn openp2p_echo(secs: f64, streams: bool) -> (f64, u64) {
     let node = Node::start(Config::default()).expect("config");
     let addr = node.listen(local()).await.expect("listen");
     let echo = node.clone();
     let server = tokio::spawn(async move {
         while let Some(event) = echo.next_event().await {
-            if let Event::Connected {
-                peer,
-                direction: Direction::Inbound,
-                ..
-            } = event
-            {
-                let Ok(stream) = echo.stream(peer) else {
-                    continue;
-                };
-                let (mut reader, mut writer) = tokio::io::split(stream);
-                tokio::spawn(async move { tokio::io::copy(&mut reader, &mut writer).await });
+            match event {
+                Event::Connected {
+                    peer,
+                    direction: Direction::Inbound,
+                    ..
+                } if streams => {
+                    let Ok(stream) = echo.stream(peer) else {
+                        continue;
+                    };
+                    let (mut reader, mut writer) = tokio::io::split(stream);
+                    tokio::spawn(async move { tokio::io::copy(&mut reader, &mut writer).await });
+                }
+                Event::Received { peer, data } => {
+                    let _ = echo.send_now(peer, data);
+                }
+                _ => {}
             }
         }
     });
@@ -312,20 +319,23 @@ async fn throughput(runs: usize) {
 
 async fn echo(runs: usize, echo_secs: f64) {
     println!("echo: {ECHO_PEERS} peers x {ECHO_SIZE} B round trips, {echo_secs} s per run");
-    let (mut raw, mut p2p) = (Vec::new(), Vec::new());
-    for run in 1..=runs.min(3) {
+    let (mut raw, mut streams, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
         let r = raw_echo(echo_secs).await;
-        let p = openp2p_echo(echo_secs).await;
+        let s = openp2p_echo(echo_secs, true).await;
+        let e = openp2p_echo(echo_secs, false).await;
         println!(
-                "  run {run}: raw {:9.0} trips/s {:6} ns cpu/trip | openp2p {:9.0} trips/s {:6} ns cpu/trip",
-                r.0, r.1, p.0, p.1
-            );
+            "  run {run}: raw {:6.0}/s {:5} ns cpu | openp2p streams {:6.0}/s {:5} ns cpu | openp2p events {:6.0}/s {:5} ns cpu",
+            r.0, r.1, s.0, s.1, e.0, e.1
+        );
         raw.push(r.0);
-        p2p.push(p.0);
+        streams.push(s.0);
+        events.push(e.0);
     }
-    let (r, p) = (median(raw), median(p2p));
+    let (r, s, e) = (median(raw), median(streams), median(events));
     println!(
-        "  median: raw {r:.0} trips/s, openp2p {p:.0} trips/s: {:.2}x",
-        p / r
+        "  median round trips/s: raw {r:.0}, openp2p streams {s:.0} ({:.2}x), openp2p events {e:.0} ({:.2}x)",
+        s / r,
+        e / r
     );
 }

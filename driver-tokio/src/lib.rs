@@ -24,7 +24,8 @@
 //! use openp2p_tokio::{Config, Event, Node};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let node = Node::start(Config::default())?;
+//! // half_close: a client may shut down its sending side and still get every reply.
+//! let node = Node::start(Config { half_close: true, ..Config::default() })?;
 //! println!("listening on {}", node.listen("127.0.0.1:0".parse()?).await?);
 //! while let Some(event) = node.next_event().await {
 //!     if let Event::Connected { peer, .. } = event {
@@ -50,9 +51,15 @@
 //! ## How the driver works
 //!
 //! [`Node::start`] spawns one driver task that owns the [`Engine`], every socket and one timer.
-//! Handles talk to it through an unbounded command channel: `send` and the other commands cost a
-//! channel push and one reply (the driver applies all queued commands in one wake-up, and stream
-//! writes need no reply at all).
+//! Handles talk to it through an unbounded command channel, and the driver applies every queued
+//! command in one wake-up. `send` (and its synchronous twin `send_now`), `send_many` and stream
+//! writes need no reply: each peer has a
+//! small shared record with a mirror of its send queue (bytes accepted and not yet written), to
+//! which the handle applies the engine's own admission rule ([`Config::admit`]) and answers at
+//! once; the driver lowers the mirror as the socket takes bytes and emits [`Event::Writable`] when
+//! a refused sender may go on. The mirror never undercounts the engine's queue, so the engine
+//! never refuses for space what the handle admitted. Other commands (`connect`, `stats`, ...)
+//! wait for one reply.
 //!
 //! Readiness is per socket, without scanning peers: each socket direction (read, write, accept)
 //! has its own [`Waker`](std::task::Waker) that the driver passes to Tokio's

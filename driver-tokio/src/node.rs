@@ -144,7 +144,7 @@ impl Node {
     /// `disconnect`) and `UnknownPeer` come back here. A message accepted while the peer is
     /// being closed by the remote or an error is dropped with it (the peer's
     /// [`Event::Disconnected`] follows).
-    pub fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
+    pub fn send_now(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
         let link = self
             .shared
             .lock()
@@ -158,9 +158,28 @@ impl Node {
             .map_err(|_| SendError::UnknownPeer)
     }
 
+    /// [`send_now`](Self::send_now) as an `async fn` (it completes at once; the shape every
+    /// async openp2p driver offers).
+    pub async fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
+        self.send_now(peer, data)
+    }
+
+    /// [`send_many_now`](Self::send_many_now) as an `async fn` (it completes at once).
+    pub async fn send_many(&self, peers: &[PeerId], data: Bytes) -> SendManyFailures {
+        self.send_many_now(peers, data)
+    }
+
+    /// Bytes (framing included) accepted for `peer` and not yet taken by its socket, from the
+    /// node's mirror of the send queue; `None` once the peer's last event was taken.
+    pub fn queued(&self, peer: PeerId) -> Option<u64> {
+        let link = self.shared.lock().links.get(&peer).cloned()?;
+        let queued = link.lock().queued;
+        Some(queued)
+    }
+
     /// Queues the same message for every peer in `peers` (one shared `Bytes`, no copy); returns
-    /// the peers that refused it, with why (as [`send`](Self::send) would have).
-    pub fn send_many(&self, peers: &[PeerId], data: Bytes) -> SendManyFailures {
+    /// the peers that refused it, with why (as [`send_now`](Self::send_now) would have).
+    pub fn send_many_now(&self, peers: &[PeerId], data: Bytes) -> SendManyFailures {
         let mut failures = SendManyFailures::new();
         let mut admitted = Vec::with_capacity(peers.len());
         {

@@ -42,7 +42,7 @@ const MAX_WRITE: usize = 256 * 1024;
 /// received before it has been read. `poll_shutdown` starts a graceful disconnect (flush, FIN,
 /// wait for the remote to close); dropping the stream does the same.
 ///
-/// The stream is made for [`Framing::Raw`] peers. With a framed peer each write becomes one
+/// The stream is made for [`Framing::Raw`](crate::Framing::Raw) peers. With a framed peer each write becomes one
 /// message and reads return the payloads back to back (framing removed); in `Delimited` framing
 /// a write containing the delimiter fails with `InvalidInput`.
 ///

@@ -22,7 +22,7 @@ async fn lifecycle() {
     let remote = inbound(&server).await;
 
     client
-        .send(peer, Bytes::from_static(b"hello"))
+        .send_now(peer, Bytes::from_static(b"hello"))
         .expect("queued");
     let got = wait_for(&server, |e| match e {
         Event::Received { peer, data } if peer == remote => Some(data),
@@ -31,7 +31,7 @@ async fn lifecycle() {
     .await;
     assert_eq!(&got[..], b"hello");
     server
-        .send(remote, Bytes::from_static(b"world"))
+        .send_now(remote, Bytes::from_static(b"world"))
         .expect("queued");
     let got = wait_for(&client, |e| match e {
         Event::Received { data, .. } => Some(data),
@@ -60,7 +60,7 @@ async fn lifecycle() {
     .await;
     assert_eq!(far, DisconnectReason::Remote);
     assert_eq!(
-        client.send(peer, Bytes::from_static(b"late")),
+        client.send_now(peer, Bytes::from_static(b"late")),
         Err(SendError::UnknownPeer)
     );
 
@@ -85,7 +85,7 @@ async fn hundred_peers_one_mib_each() {
         let data: Vec<u8> = (0..SIZE).map(|i| pattern(seed, i)).collect();
         let peer = client.connect(addr).await.expect("connect accepted");
         client
-            .send(peer, Bytes::from(data))
+            .send_now(peer, Bytes::from(data))
             .expect("queued before connecting");
     }
     // Per inbound peer: (seed, bytes verified).
@@ -135,7 +135,7 @@ async fn upload_limit_holds() {
         .await
         .expect("live peer");
     client
-        .send(peer, Bytes::from(vec![7u8; 3 << 20]))
+        .send_now(peer, Bytes::from(vec![7u8; 3 << 20]))
         .expect("queued");
     // Measure from the first byte on (the initial burst is excluded by the window's start).
     let first = wait_for(&server, |e| {
@@ -170,7 +170,7 @@ async fn graceful_disconnect_flushes() {
     let client = Node::start(Config::default()).expect("valid config");
     let peer = client.connect(addr).await.expect("connect accepted");
     client
-        .send(peer, Bytes::from(vec![1u8; SIZE]))
+        .send_now(peer, Bytes::from(vec![1u8; SIZE]))
         .expect("queued");
     client.disconnect(peer).await.expect("live peer");
     let mut received = 0;
@@ -205,7 +205,7 @@ async fn abort_reports_unsent() {
         .await
         .expect("live");
     client
-        .send(peer, Bytes::from(vec![3u8; SIZE as usize]))
+        .send_now(peer, Bytes::from(vec![3u8; SIZE as usize]))
         .expect("queued");
     wait_for(&server, |e| {
         matches!(e, Event::Received { .. }).then_some(())
@@ -412,14 +412,14 @@ async fn send_answers_without_a_round_trip() {
         .expect("live");
     let big = Bytes::from(vec![1u8; 60 * 1024]);
     client
-        .send(peer, big.clone())
+        .send_now(peer, big.clone())
         .expect("an empty queue takes a message");
     assert!(matches!(
-        client.send(peer, big.clone()),
+        client.send_now(peer, big.clone()),
         Err(SendError::QueueFull { .. })
     ));
     assert!(matches!(
-        client.send(peer, Bytes::from(vec![0u8; 100_001])),
+        client.send_now(peer, Bytes::from(vec![0u8; 100_001])),
         Err(SendError::FrameTooLarge { .. })
     ));
     wait_for(&client, |e| {
@@ -428,7 +428,7 @@ async fn send_answers_without_a_round_trip() {
     .await;
     // Writable means the queue is at the low-water mark (16 KiB): there is room for 8 KiB.
     client
-        .send(peer, Bytes::from(vec![2u8; 8 * 1024]))
+        .send_now(peer, Bytes::from(vec![2u8; 8 * 1024]))
         .expect("room again after Writable");
     let mut messages = 0;
     wait_for(&server, |e| {
@@ -438,7 +438,7 @@ async fn send_answers_without_a_round_trip() {
     .await;
     client.disconnect(peer).await.expect("live peer");
     assert_eq!(
-        client.send(peer, Bytes::from_static(b"x")),
+        client.send_now(peer, Bytes::from_static(b"x")),
         Err(SendError::Closing)
     );
     wait_for(&client, |e| {
@@ -446,7 +446,7 @@ async fn send_answers_without_a_round_trip() {
     })
     .await;
     assert_eq!(
-        client.send(peer, Bytes::from_static(b"x")),
+        client.send_now(peer, Bytes::from_static(b"x")),
         Err(SendError::UnknownPeer)
     );
     client.shutdown().await;
@@ -507,7 +507,7 @@ async fn an_unread_stream_pauses_reading() {
     let remote = inbound(&server).await;
     let mut stream = server.stream(remote).expect("fresh peer");
     client
-        .send(
+        .send_now(
             peer,
             Bytes::from((0..SIZE).map(|i| pattern(5, i)).collect::<Vec<u8>>()),
         )
