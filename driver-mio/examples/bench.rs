@@ -1,7 +1,7 @@
 //! openp2p-mio against a raw mio loop doing the same work, in one run, interleaved.
 //!
 //! ```text
-//! cargo run --release -p openp2p-mio --example bench -- [runs] [GiB] [echo seconds]
+//! cargo run --release -p openp2p-mio --example bench -- [runs=5] [GiB=1] [echo seconds=3]
 //! ```
 //!
 //! * **bulk**: one peer sends 1 GiB (default) to another over loopback. Raw: a sender thread and
@@ -35,7 +35,7 @@ const PING: usize = 64;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let runs: usize = args.next().map_or(Ok(3), |a| a.parse())?;
+    let runs: usize = args.next().map_or(Ok(5), |a| a.parse())?;
     let gib: f64 = args.next().map_or(Ok(1.0), |a| a.parse())?;
     let echo_secs: f64 = args.next().map_or(Ok(3.0), |a| a.parse())?;
     let total = (gib * (1u64 << 30) as f64) as u64;
@@ -224,6 +224,9 @@ fn p2p_bulk_run(total: u64) -> Result<Duration, Box<dyn std::error::Error>> {
                 Event::Disconnected { reason, .. } => return Err(reason.to_string()),
                 _ => {}
             }
+        }
+        if let Some(failure) = sender_events.send_failure() {
+            return Err(format!("a send was refused: {}", failure.error));
         }
         sender.shutdown();
         Ok(())

@@ -14,7 +14,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(arg) => arg.parse().map_err(|e| format!("port `{arg}`: {e}"))?,
         None => 9988,
     };
-    let (node, mut events) = Node::start(Config::default())?;
+    // Half-close: a client that sends, then shuts down its side (`nc -N`, a pipe into `nc`) still
+    // gets every echo; the peer is closed once the echoes are queued.
+    let config = Config {
+        half_close: true,
+        sent_events: false,
+        ..Config::default()
+    };
+    let (node, mut events) = Node::start(config)?;
     // `[::]` accepts IPv6 and, on dual-stack systems, IPv4 too; fall back to IPv4 only.
     let addr = match node.listen(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))) {
         Ok(addr) => addr,
@@ -25,6 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match event {
             Event::Connected { peer, addr, .. } => println!("{peer} connected from {addr}"),
             Event::Received { peer, data } => node.send(peer, data)?,
+            // Everything it sent was echoed (events of a peer arrive in order): flush and close.
+            Event::ReadClosed { peer } => node.disconnect(peer)?,
             Event::Disconnected { peer, reason, .. } => println!("{peer} left: {reason}"),
             Event::Refused { addr, reason, .. } => println!("refused {addr}: {reason}"),
             _ => {}

@@ -51,6 +51,7 @@
 //! [`DriverStats::accept_backoffs`]) instead of spinning.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod command;
 mod conn;
