@@ -65,6 +65,15 @@ fn lifecycle(bind: &str) {
     let info = client.peer(peer).expect("running").expect("peer is live");
     assert_eq!(info.addr, addr);
 
+    // An idle node sleeps: a connected, quiet peer costs no wake-ups.
+    let before = client.driver_stats().expect("running").wakeups;
+    assert_eq!(
+        client_events.recv_timeout(std::time::Duration::from_millis(200)),
+        Err(openp2p_mio::RecvTimeoutError::Timeout)
+    );
+    let idle = client.driver_stats().expect("running").wakeups - before;
+    assert!(idle <= 3, "{idle} wake-ups while idle");
+
     client.disconnect(peer).expect("disconnect");
     let gone = expect(&mut client_events, "client Disconnected", |e| {
         matches!(e, Event::Disconnected { .. })
