@@ -1,0 +1,213 @@
+//! Draining the engine after every input: events go to the application (or to a peer's
+//! stream), `Io` is performed on the sockets.
+
+use crate::driver::Driver;
+use crate::error::BindError;
+use crate::wake::Token;
+use async_io::Async;
+use openp2p_core::{Event, Io};
+use std::net::{Shutdown, TcpStream};
+use std::time::Instant;
+
+impl Driver {
+    /// Drains `poll_event` and `poll_io` until both are empty. Events go first so that a peer's
+    /// record is still there when its `Disconnected` is routed; its `Io::Close` follows.
+    pub(crate) fn flush(&mut self) {
+        loop {
+            let mut any = false;
+            while let Some(event) = self.engine.poll_event() {
+                self.route(event);
+                any = true;
+            }
+            while let Some(io) = self.engine.poll_io() {
+                self.perform(io);
+                any = true;
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn route(&mut self, event: Event) {
+        let limits = self.limits;
+        let event = match event {
+            Event::Received { peer, data } => {
+                let Some(p) = self.peer_mut(peer) else {
+                    return self.emit(Event::Received { peer, data });
+                };
+                let Some(stream) = &p.stream else {
+                    return self.emit(Event::Received { peer, data });
+                };
+                match stream.try_send(data) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        // The stream was dropped: its peer's data goes back to the events.
+                        p.stream = None;
+                        Event::Received {
+                            peer,
+                            data: e.into_inner(),
+                        }
+                    }
+                }
+            }
+            Event::Sent { peer, bytes } => {
+                let writable = self
+                    .peer_mut(peer)
+                    .is_some_and(|p| p.shared.release(bytes as u64, limits));
+                self.emit(Event::Sent { peer, bytes });
+                if writable {
+                    self.emit(Event::Writable { peer });
+                }
+                return;
+            }
+            Event::ConnectFailed {
+                peer,
+                addr,
+                reason,
+                unsent,
+            } => {
+                let dropped = self.peer_mut(peer).map_or(0, |p| {
+                    p.shared.mark_closed(None);
+                    p.dropped
+                });
+                Event::ConnectFailed {
+                    peer,
+                    addr,
+                    reason,
+                    unsent: unsent + dropped,
+                }
+            }
+            Event::Disconnected {
+                peer,
+                reason,
+                unsent,
+            } => {
+                let dropped = self.peer_mut(peer).map_or(0, |p| {
+                    p.shared.mark_closed(Some(reason));
+                    p.dropped
+                });
+                Event::Disconnected {
+                    peer,
+                    reason,
+                    unsent: unsent + dropped,
+                }
+            }
+            Event::Listening { listener, addr } => {
+                let l = self
+                    .listeners
+                    .get_mut(listener.slot())
+                    .and_then(Option::as_mut);
+                if let Some(reply) = l.filter(|l| l.id == listener).and_then(|l| l.reply.take()) {
+                    let _ = reply.try_send(Ok(addr));
+                }
+                Event::Listening { listener, addr }
+            }
+            Event::ListenFailed {
+                listener,
+                addr,
+                error,
+            } => {
+                if let Some(entry) = self.listeners.get_mut(listener.slot()) {
+                    if entry.as_ref().is_some_and(|l| l.id == listener) {
+                        if let Some(reply) = entry.take().and_then(|l| l.reply) {
+                            let _ = reply.try_send(Err(BindError::Io(error)));
+                        }
+                    }
+                }
+                Event::ListenFailed {
+                    listener,
+                    addr,
+                    error,
+                }
+            }
+            Event::ShutdownComplete => {
+                self.finished = true;
+                Event::ShutdownComplete
+            }
+            other => other,
+        };
+        self.emit(event);
+    }
+
+    /// Hands an event to the application; nobody listening is not an error.
+    fn emit(&self, event: Event) {
+        let _ = self.events.try_send(event);
+    }
+
+    fn perform(&mut self, io: Io) {
+        let now = Instant::now();
+        match io {
+            Io::Listen { listener, addr } => match self.options.bind(addr) {
+                Ok((socket, local)) => {
+                    let entry = self
+                        .listeners
+                        .get_mut(listener.slot())
+                        .and_then(Option::as_mut);
+                    if let Some(l) = entry.filter(|l| l.id == listener) {
+                        l.socket = Some(socket.into());
+                        self.again.push(Token::Accept {
+                            slot: listener.slot(),
+                            serial: listener.serial(),
+                        });
+                    }
+                    self.engine.handle_listening(listener, local, now);
+                }
+                Err(e) => self.engine.handle_listen_failed(listener, e.kind(), now),
+            },
+            Io::CloseListener { listener } => {
+                if let Some(entry) = self.listeners.get_mut(listener.slot()) {
+                    if entry.as_ref().is_some_and(|l| l.id == listener) {
+                        *entry = None;
+                    }
+                }
+            }
+            Io::Connect { peer, addr } => {
+                if let Some(p) = self.peer_mut(peer) {
+                    p.connecting = Some(Box::pin(Async::<TcpStream>::connect(addr)));
+                    self.again.push(Token::Write {
+                        slot: peer.slot(),
+                        serial: peer.serial(),
+                    });
+                }
+            }
+            Io::Interest { peer, interest } => {
+                let Some(p) = self.peer_mut(peer) else { return };
+                let before = std::mem::replace(&mut p.interest, interest);
+                let (slot, serial) = (peer.slot(), peer.serial());
+                // A direction that turns on is tried at once: readiness may have come while it
+                // was off, and the reactor reports it only once.
+                if interest.read && !before.read {
+                    self.again.push(Token::Read { slot, serial });
+                }
+                if interest.write && !before.write {
+                    self.again.push(Token::Write { slot, serial });
+                }
+            }
+            Io::ShutdownWrite { peer } => {
+                let socket = self.peer_mut(peer).and_then(|p| p.socket.clone());
+                if let Some(socket) = socket {
+                    if let Err(e) = socket.get_ref().shutdown(Shutdown::Write) {
+                        self.engine.handle_error(peer, e.kind(), now);
+                    }
+                }
+            }
+            Io::Close { peer } => {
+                if let Some(entry) = self.peers.get_mut(peer.slot()) {
+                    if entry.as_ref().is_some_and(|p| p.id == peer) {
+                        // Dropping the record closes the socket and the stream's data channel.
+                        if let Some(p) = entry.take() {
+                            if !p.shared.is_closed() {
+                                p.shared.mark_closed(None);
+                            }
+                        }
+                    }
+                }
+                self.table.remove(peer);
+                // A descriptor came free: listeners that ran out may accept again.
+                self.again.append(&mut self.stalled);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Servicing a socket that woke: read or write until the socket or the engine says stop, finish
+//! a connect, accept connections. Every engine input is followed by a drain of its outputs.
+
+use crate::driver::Driver;
+use crate::shared::PeerShared;
+use crate::socket::PeerIo;
+use crate::wake::Token;
+use async_io::Async;
+use openp2p_core::{ListenerId, Transfer};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Socket calls one peer direction may make per turn before others get theirs.
+const CALLS_PER_TURN: usize = 16;
+/// Connections one listener may accept per turn.
+const ACCEPTS_PER_TURN: usize = 64;
+
+impl Driver {
+    pub(crate) fn service_read(&mut self, slot: usize, serial: u64) {
+        let Some(p) = self.peer_at(slot, serial) else {
+            return;
+        };
+        if !p.interest.read {
+            return;
+        }
+        let (Some(socket), id) = (p.socket.clone(), p.id) else {
+            return;
+        };
+        let waker = p.read_waker.clone();
+        for _ in 0..CALLS_PER_TURN {
+            let moved = self
+                .engine
+                .read_from(id, Instant::now(), |buf| (&mut socket.get_ref()).read(buf));
+            self.flush();
+            match moved {
+                Transfer::Moved(_) => {}
+                Transfer::WouldBlock => {
+                    if socket
+                        .poll_readable(&mut Context::from_waker(&waker))
+                        .is_pending()
+                    {
+                        return;
+                    }
+                }
+                Transfer::Paused | Transfer::Closed => return,
+            }
+        }
+        self.again.push(Token::Read { slot, serial });
+    }
+
+    pub(crate) fn service_write(&mut self, slot: usize, serial: u64) {
+        let Some(p) = self.peer_at(slot, serial) else {
+            return;
+        };
+        if p.connecting.is_some() {
+            return self.service_connect(slot, serial);
+        }
+        if !p.interest.write {
+            return;
+        }
+        let (Some(socket), id) = (p.socket.clone(), p.id) else {
+            return;
+        };
+        let waker = p.write_waker.clone();
+        for _ in 0..CALLS_PER_TURN {
+            let moved = self.engine.write_to(id, Instant::now(), |slices| {
+                (&mut socket.get_ref()).write_vectored(slices)
+            });
+            self.flush();
+            match moved {
+                Transfer::Moved(_) => {}
+                Transfer::WouldBlock => {
+                    if socket
+                        .poll_writable(&mut Context::from_waker(&waker))
+                        .is_pending()
+                    {
+                        return;
+                    }
+                }
+                Transfer::Paused | Transfer::Closed => return,
+            }
+        }
+        self.again.push(Token::Write { slot, serial });
+    }
+
+    fn service_connect(&mut self, slot: usize, serial: u64) {
+        let options = self.options;
+        let Some(p) = self.peer_at(slot, serial) else {
+            return;
+        };
+        let Some(connecting) = p.connecting.as_mut() else {
+            return;
+        };
+        let waker = p.write_waker.clone();
+        let outcome = match connecting.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Pending => return,
+            Poll::Ready(outcome) => outcome,
+        };
+        p.connecting = None;
+        let id = p.id;
+        let now = Instant::now();
+        match outcome {
+            Ok(socket) => {
+                options.apply(socket.get_ref());
+                p.socket = Some(socket.into());
+                self.engine.handle_connected(id, now);
+            }
+            Err(e) => self.engine.handle_connect_failed(id, e.kind(), now),
+        }
+        self.flush();
+    }
+
+    pub(crate) fn service_accept(&mut self, slot: usize, serial: u64) {
+        let token = Token::Accept { slot, serial };
+        let Some(l) = self.listeners.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        if l.id.serial() != serial {
+            return;
+        }
+        let (Some(socket), id) = (l.socket.clone(), l.id) else {
+            return;
+        };
+        let waker = l.waker.clone();
+        for _ in 0..ACCEPTS_PER_TURN {
+            match socket.get_ref().accept() {
+                Ok((stream, remote)) => self.on_accepted(id, stream, remote),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if socket
+                        .poll_readable(&mut Context::from_waker(&waker))
+                        .is_pending()
+                    {
+                        return;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                    ) => {}
+                Err(_) => {
+                    // Out of descriptors or memory: the listener stays ready, so polling again
+                    // would spin. Retry when a peer closes or the engine's timer fires.
+                    self.stalled.push(token);
+                    return;
+                }
+            }
+        }
+        self.again.push(token);
+    }
+
+    fn on_accepted(&mut self, listener: ListenerId, stream: TcpStream, remote: SocketAddr) {
+        let now = Instant::now();
+        // A refused connection is dropped here: the engine has already reported `Refused`.
+        if let Ok(peer) = self.engine.handle_accepted(listener, remote, now) {
+            self.options.apply(&stream);
+            match Async::new(stream) {
+                Ok(socket) => {
+                    let framing = self
+                        .engine
+                        .peer(peer)
+                        .map_or(Default::default(), |p| p.framing);
+                    let io = PeerIo::new(PeerShared::new(peer, framing), Some(socket), &self.ready);
+                    self.insert_peer(io);
+                }
+                Err(e) => self.engine.handle_error(peer, e.kind(), now),
+            }
+        }
+        self.flush();
+    }
+}

@@ -1,0 +1,233 @@
+//! What the application's handles and the driver task share about each peer: the send credit
+//! that makes `send` answer `QueueFull` at once (no round trip to the driver), and the close
+//! state a [`PeerStream`](crate::PeerStream) waits on.
+//!
+//! The engine's send queue is the real bound; the credit here counts every byte the handles
+//! accepted and the socket has not yet taken, which is never less than what the engine holds. So
+//! a send the handle admits is never refused by the engine for a full queue, and because the
+//! engine never sees `QueueFull`, the driver emits `Event::Writable` from this credit instead.
+
+use atomic_waker::AtomicWaker;
+use bytes::Bytes;
+use openp2p_core::{DisconnectReason, Framing, PeerId, SendError};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// The queue limits every peer's credit is checked against (from the node's `Config`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) high_water: u64,
+    pub(crate) low_water: u64,
+    pub(crate) max_frame: usize,
+}
+
+/// One peer's state shared between handles and the driver.
+#[derive(Debug)]
+pub(crate) struct PeerShared {
+    pub(crate) id: PeerId,
+    framing: Framing,
+    /// Bytes (framing included) accepted by handles and neither written nor dropped yet.
+    queued: AtomicU64,
+    /// False after `disconnect`/`abort` from a handle, or once the peer closed.
+    accepting: AtomicBool,
+    /// A handle saw `QueueFull`: report `Writable` at the low-water mark.
+    notify_writable: AtomicBool,
+    closed: AtomicBool,
+    /// A `PeerStream` is alive for this peer.
+    attached: AtomicBool,
+    /// Wakes a stream waiting for credit, a flush or the close.
+    pub(crate) writer: AtomicWaker,
+    /// Why the peer closed, once it has.
+    reason: Mutex<Option<DisconnectReason>>,
+}
+
+/// Wire length of a payload once framed (the engine counts framing in its queue and `Sent`).
+pub(crate) fn framed_len(framing: Framing, payload: usize) -> u64 {
+    let overhead = match framing {
+        Framing::Raw => 0,
+        Framing::LengthPrefixed => 4,
+        Framing::Delimited(_) => 1,
+    };
+    (payload + overhead) as u64
+}
+
+impl PeerShared {
+    pub(crate) fn new(id: PeerId, framing: Framing) -> Arc<PeerShared> {
+        Arc::new(PeerShared {
+            id,
+            framing,
+            queued: AtomicU64::new(0),
+            accepting: AtomicBool::new(true),
+            notify_writable: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            attached: AtomicBool::new(false),
+            writer: AtomicWaker::new(),
+            reason: Mutex::new(None),
+        })
+    }
+
+    /// Checks a message the way the engine will and takes its credit. Returns the framed length
+    /// the driver must give back when the bytes are written or dropped.
+    pub(crate) fn admit(&self, data: &Bytes, limits: QueueLimits) -> Result<u64, SendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SendError::UnknownPeer);
+        }
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(SendError::Closing);
+        }
+        match self.framing {
+            Framing::Raw => {}
+            _ if data.len() > limits.max_frame => {
+                return Err(SendError::FrameTooLarge {
+                    len: data.len() as u64,
+                    max: limits.max_frame as u64,
+                })
+            }
+            Framing::Delimited(d) if data.contains(&d) => {
+                return Err(SendError::DelimiterInPayload)
+            }
+            _ => {}
+        }
+        let len = framed_len(self.framing, data.len());
+        let mut queued = self.queued.load(Ordering::Acquire);
+        loop {
+            if queued > 0 && queued + len > limits.high_water {
+                self.notify_writable.store(true, Ordering::Release);
+                return Err(SendError::QueueFull {
+                    queued,
+                    limit: limits.high_water,
+                });
+            }
+            match self.queued.compare_exchange_weak(
+                queued,
+                queued + len,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(len),
+                Err(now) => queued = now,
+            }
+        }
+    }
+
+    /// Payload bytes a stream may write now (0: wait for credit). Raw framing only splits; framed
+    /// modes cap at the frame limit.
+    pub(crate) fn room(&self, limits: QueueLimits) -> usize {
+        let queued = self.queued.load(Ordering::Acquire);
+        let overhead = framed_len(self.framing, 0);
+        let room = if queued == 0 {
+            limits.high_water.max(overhead + 1)
+        } else {
+            limits.high_water.saturating_sub(queued)
+        };
+        let payload = usize::try_from(room.saturating_sub(overhead)).unwrap_or(usize::MAX);
+        match self.framing {
+            Framing::Raw => payload,
+            _ => payload.min(limits.max_frame),
+        }
+    }
+
+    /// `n` admitted bytes left the credit (written or dropped). True when a `Writable` is due.
+    pub(crate) fn release(&self, n: u64, limits: QueueLimits) -> bool {
+        let before = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            })
+            .unwrap_or_else(|q| q);
+        let after = before.saturating_sub(n);
+        self.writer.wake();
+        after <= limits.low_water && self.notify_writable.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// A handle asked to close: refuse further sends at once.
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The peer is gone: record why and wake the stream.
+    pub(crate) fn mark_closed(&self, reason: Option<DisconnectReason>) {
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        self.accepting.store(false, Ordering::Release);
+        self.closed.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// What a stream's read reports once the data has ended: EOF after a clean close, the error
+    /// after a failure.
+    pub(crate) fn end_of_stream(&self) -> io::Result<usize> {
+        match *self.reason.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(DisconnectReason::Io(kind)) => Err(kind.into()),
+            Some(DisconnectReason::FrameTooLarge { .. }) => Err(io::ErrorKind::InvalidData.into()),
+            Some(DisconnectReason::IdleTimeout | DisconnectReason::LingerTimeout) => {
+                Err(io::ErrorKind::TimedOut.into())
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// Claims the peer's single stream slot.
+    pub(crate) fn try_attach(&self) -> bool {
+        !self.attached.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn detach(&self) {
+        self.attached.store(false, Ordering::Release);
+    }
+}
+
+/// Live peers by slot, for the handles. Only the driver writes (when a peer appears or goes);
+/// handles take the read lock for a few atomic operations and never across IO or an await.
+#[derive(Debug, Default)]
+pub(crate) struct PeerTable {
+    slots: RwLock<Vec<Option<Arc<PeerShared>>>>,
+}
+
+impl PeerTable {
+    /// Runs `f` on the live peer `id`, or returns `None` for a stale or unknown id.
+    pub(crate) fn with<R>(&self, id: PeerId, f: impl FnOnce(&Arc<PeerShared>) -> R) -> Option<R> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .get(id.slot())
+            .and_then(Option::as_ref)
+            .filter(|p| p.id == id)
+            .map(f)
+    }
+
+    pub(crate) fn insert(&self, peer: Arc<PeerShared>) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = peer.id.slot();
+        if slots.len() <= slot {
+            slots.resize(slot + 1, None);
+        }
+        slots[slot] = Some(peer);
+    }
+
+    pub(crate) fn remove(&self, id: PeerId) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = slots.get_mut(id.slot()) {
+            if entry.as_ref().is_some_and(|p| p.id == id) {
+                *entry = None;
+            }
+        }
+    }
+
+    /// The driver stopped: every peer is gone.
+    pub(crate) fn clear(&self) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        for peer in slots.drain(..).flatten() {
+            if !peer.is_closed() {
+                peer.mark_closed(Some(DisconnectReason::Shutdown));
+            }
+        }
+    }
+}
