@@ -41,9 +41,6 @@ const MAX_OPS: usize = 400;
 const FLUSH_ROUNDS: usize = 256;
 /// Received messages the application holds before it drops the oldest.
 const MAX_HELD: usize = 64;
-/// Fewest pool segments in the frame harnesses: 2 until the core no longer stalls a peer whose
-/// segment is full when the pool has no other (/work/notes/core-requests-fuzz.md, request 1).
-const FRAME_MIN_POOL: usize = 2;
 /// Announcement intervals tried by the discovery harness. `Duration::MAX` ("never announce") joins
 /// once the core no longer overflows on it (/work/notes/core-requests-fuzz.md, request 3).
 const DISCOVERY_INTERVALS: [Duration; 4] = [
@@ -814,6 +811,9 @@ impl Harness {
 
     /// The socket took `n` bytes of the peer's queue.
     fn record_written(&mut self, peer: PeerId, n: usize) {
+        if n == 0 {
+            return;
+        }
         let low = self.config.send_queue_low_water as u64;
         let m = self.model(peer);
         assert!(n <= m.unwritten.len(), "{peer:?}: wrote more than accepted");
@@ -1173,7 +1173,7 @@ fn frame(data: &[u8], base: Instant, delimited: bool) {
         framing,
         max_frame_size: max,
         segment_size: [512, 513, 640, 1_024, 4_096][usize::from(shape % 5)],
-        pool_segments: FRAME_MIN_POOL + usize::from((shape >> 3) & 3),
+        pool_segments: 1 + usize::from((shape >> 3) & 3),
         ..Config::default()
     };
     let Ok(mut engine) = Engine::new(config.clone()) else {
