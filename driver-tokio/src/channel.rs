@@ -34,6 +34,8 @@ pub(crate) struct LinkState {
     pub(crate) read_closed: bool,
     /// The driver paused reading this peer because `inbound` is full.
     pub(crate) read_paused: bool,
+    /// The stream was dropped: received data is discarded.
+    pub(crate) discard: bool,
     /// Bytes (framing included) accepted for this peer and not yet taken by the socket.
     pub(crate) queued: u64,
     pub(crate) writer: Option<Waker>,
@@ -134,8 +136,19 @@ impl PeerLink {
         }
     }
 
+    /// The stream was dropped: forget buffered data and discard what arrives later.
+    pub(crate) fn discard_reads(&self) {
+        let mut state = self.lock();
+        state.discard = true;
+        state.inbound.clear();
+        state.inbound_bytes = 0;
+    }
+
     /// Received data for the stream's reader. True if the driver should pause reading.
     pub(crate) fn push_received(&self, state: &mut LinkState, data: Bytes) -> bool {
+        if state.discard {
+            return false;
+        }
         state.inbound_bytes += data.len();
         if !data.is_empty() {
             state.inbound.push_back(data);

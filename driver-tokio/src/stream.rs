@@ -213,10 +213,14 @@ impl AsyncWrite for PeerStream {
 
 impl Drop for PeerStream {
     fn drop(&mut self) {
+        // Nobody reads this peer any more: drop what is buffered and what still arrives (the
+        // graceful close reads until the remote's EOF), and never pause reading for it.
+        self.link.discard_reads();
         if !self.shut_down {
-            let _ = self.commands.send(Command::StreamClosed {
-                peer: self.link.peer,
-            });
+            self.link.close_writes();
         }
+        let _ = self.commands.send(Command::StreamClosed {
+            peer: self.link.peer,
+        });
     }
 }

@@ -546,6 +546,56 @@ async fn an_unread_stream_pauses_reading() {
     server.shutdown().await;
 }
 
+/// Dropping a stream that was never read closes its peer gracefully: the data still arriving is
+/// read and discarded (reading is not left paused), so the close completes without the linger
+/// timeout.
+async fn dropping_an_unread_stream_closes_gracefully() {
+    const SIZE: usize = 8 << 20;
+    let server_config = Config {
+        linger_timeout: Duration::from_secs(120),
+        ..Config::default()
+    };
+    let (server, addr) = listening(server_config).await;
+    let client = Node::start(Config {
+        send_queue_high_water: 2 * SIZE,
+        ..Config::default()
+    })
+    .expect("valid config");
+    let peer = client.connect(addr).await.expect("accepted");
+    let remote = inbound(&server).await;
+    let stream = server.stream(remote).expect("fresh peer");
+    client
+        .send_now(peer, Bytes::from(vec![9u8; SIZE]))
+        .expect("queued");
+    // Some data arrived (and is buffered for the stream) before it is dropped.
+    tokio::time::timeout(WAIT, async {
+        while server.global_stats().await.expect("running").received.bytes == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("data arrives");
+    drop(stream);
+    let reason = wait_for(&server, |e| match e {
+        Event::Disconnected { peer, reason, .. } if peer == remote => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, DisconnectReason::Local);
+    let (reason, unsent) = wait_for(&client, |e| match e {
+        Event::Disconnected { reason, unsent, .. } => Some((reason, unsent)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (reason, unsent),
+        (DisconnectReason::Remote, 0),
+        "the client flushed everything"
+    );
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
 macro_rules! on_both_flavours {
     ($($scenario:ident),* $(,)?) => {
         mod current_thread {
@@ -580,4 +630,5 @@ on_both_flavours!(
     send_answers_without_a_round_trip,
     half_close_echo_answers_after_the_clients_eof,
     an_unread_stream_pauses_reading,
+    dropping_an_unread_stream_closes_gracefully,
 );

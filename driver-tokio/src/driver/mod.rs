@@ -352,12 +352,21 @@ impl Driver {
                 self.shutdown_waiters.push(reply);
                 engine.shutdown(now);
             }
-            Command::StreamClosed { peer } => match self.slot_mut(peer) {
-                Some(slot) if !slot.backlog.is_empty() => slot.close_after_backlog = true,
-                _ => {
+            Command::StreamClosed { peer } => {
+                let Some(slot) = self.slot_mut(peer) else {
+                    return;
+                };
+                let dropped = slot.link.lock().discard;
+                if !slot.backlog.is_empty() {
+                    slot.close_after_backlog = true;
+                } else {
                     let _ = self.engine.disconnect(peer, now);
                 }
-            },
+                if dropped {
+                    // A paused peer must read on to see the remote's EOF.
+                    let _ = self.engine.pause_reading(peer, false);
+                }
+            }
         }
     }
 
