@@ -220,11 +220,23 @@ async fn openp2p_echo(secs: f64, streams: bool) -> (f64, u64) {
                     direction: Direction::Inbound,
                     ..
                 } if streams => {
-                    let Ok(stream) = echo.stream(peer) else {
+                    // The same loop as the raw Tokio echo server, on the peer's stream.
+                    let Ok(mut stream) = echo.stream(peer) else {
                         continue;
                     };
-                    let (mut reader, mut writer) = tokio::io::split(stream);
-                    tokio::spawn(async move { tokio::io::copy(&mut reader, &mut writer).await });
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 8 * 1024];
+                        loop {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if stream.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
                 }
                 Event::Received { peer, data } => {
                     let _ = echo.send_now(peer, data);

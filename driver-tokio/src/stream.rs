@@ -11,7 +11,7 @@
 
 use crate::channel::{End, PeerLink};
 use crate::command::Command;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BytesMut};
 use openp2p_core::{PeerId, SendError};
 use std::fmt;
 use std::io;
@@ -23,6 +23,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Largest payload one stream write hands to the engine.
 const MAX_WRITE: usize = 256 * 1024;
+/// Size of the staging allocation small writes share.
+const STAGING: usize = 64 * 1024;
 
 /// One peer's connection as a Tokio `AsyncRead + AsyncWrite` byte stream.
 ///
@@ -53,6 +55,9 @@ const MAX_WRITE: usize = 256 * 1024;
 pub struct PeerStream {
     link: Arc<PeerLink>,
     commands: UnboundedSender<Command>,
+    /// Written bytes are copied here and split off as `Bytes`: one allocation serves many small
+    /// writes (it is reclaimed in place once the driver has dropped every piece).
+    staging: BytesMut,
     shut_down: bool,
 }
 
@@ -69,6 +74,7 @@ impl PeerStream {
         PeerStream {
             link,
             commands,
+            staging: BytesMut::new(),
             shut_down: false,
         }
     }
@@ -133,7 +139,7 @@ impl AsyncRead for PeerStream {
 
 impl AsyncWrite for PeerStream {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
@@ -176,9 +182,14 @@ impl AsyncWrite for PeerStream {
             Err(e) => return Poll::Ready(Err(io::Error::other(e))),
         }
         drop(state);
+        if self.staging.capacity() < n {
+            self.staging.reserve(n.max(STAGING));
+        }
+        self.staging.extend_from_slice(data);
+        let data = self.staging.split().freeze();
         let command = Command::Send {
-            peer: link.peer,
-            data: Bytes::copy_from_slice(data),
+            peer: self.link.peer,
+            data,
         };
         if self.commands.send(command).is_err() {
             return Poll::Ready(Err(Self::broken_pipe()));
