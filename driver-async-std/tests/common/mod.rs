@@ -147,13 +147,13 @@ macro_rules! on_both_runtimes {
         mod async_std_runtime {
             $(#[test]
             fn $scenario() {
-                crate::common::run::<crate::common::AsyncStd, _>(super::$scenario);
+                $crate::common::run::<$crate::common::AsyncStd, _>(super::$scenario);
             })*
         }
         mod smol_runtime {
             $(#[test]
             fn $scenario() {
-                crate::common::run::<crate::common::Smol, _>(super::$scenario);
+                $crate::common::run::<$crate::common::Smol, _>(super::$scenario);
             })*
         }
     };
