@@ -1,0 +1,61 @@
+//! The command line.
+
+use crate::rate::ByteRate;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// openp2p: peer-to-peer TCP with per-peer and global rate limits.
+#[derive(Debug, Parser)]
+#[command(name = "openp2p", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a live swarm of nodes on loopback that exchange files under rate limits.
+    Demo(DemoArgs),
+    /// Echo back whatever each connecting peer sends.
+    Echo {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9988")]
+        listen: SocketAddr,
+    },
+    /// Send a file to `openp2p recv` and wait for it to confirm the checksum.
+    Send {
+        /// The receiver, as HOST:PORT.
+        addr: String,
+        /// The file to send.
+        file: PathBuf,
+        /// Upload limit, e.g. 512KiB/s or 10MB/s (default: unlimited).
+        #[arg(long, value_name = "RATE")]
+        up: Option<ByteRate>,
+    },
+    /// Receive one file from `openp2p send`, verify it and store it.
+    Recv {
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Download limit, e.g. 512KiB/s or 10MB/s (default: unlimited).
+        #[arg(long, value_name = "RATE")]
+        down: Option<ByteRate>,
+        /// Directory to store the file in.
+        #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
+        out_dir: PathBuf,
+    },
+}
+
+/// Options of `openp2p demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// A short run (a few seconds, small files and rates) instead of the full ~20 s one.
+    #[arg(long)]
+    pub quick: bool,
+    /// Number of nodes in the swarm.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(3..=16))]
+    pub nodes: u8,
+}
