@@ -304,8 +304,13 @@ async fn throughput(runs: usize) {
     println!("throughput: 1 GiB over one loopback connection, {runs} interleaved runs each");
     let (mut raw, mut p2p) = (Vec::new(), Vec::new());
     for run in 1..=runs {
-        let r = raw_throughput().await;
-        let p = openp2p_throughput().await;
+        let (r, p) = if std::env::var_os("OPENP2P_BENCH_ONLY_OURS").is_some() {
+            // For profiling the openp2p side alone.
+            let p = openp2p_throughput().await;
+            (Sample { secs: p.secs, cpu_ns: p.cpu_ns }, p)
+        } else {
+            (raw_throughput().await, openp2p_throughput().await)
+        };
         println!(
             "  run {run}: raw {:6.2} GB/s {:5.3} ns/B cpu | openp2p {:6.2} GB/s {:5.3} ns/B cpu",
             r.gbps(GIB),
