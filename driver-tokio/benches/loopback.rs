@@ -307,7 +307,13 @@ async fn throughput(runs: usize) {
         let (r, p) = if std::env::var_os("OPENP2P_BENCH_ONLY_OURS").is_some() {
             // For profiling the openp2p side alone.
             let p = openp2p_throughput().await;
-            (Sample { secs: p.secs, cpu_ns: p.cpu_ns }, p)
+            (
+                Sample {
+                    secs: p.secs,
+                    cpu_ns: p.cpu_ns,
+                },
+                p,
+            )
         } else {
             (raw_throughput().await, openp2p_throughput().await)
         };

@@ -103,6 +103,14 @@ pub(crate) struct Driver {
     finished: bool,
 }
 
+impl Drop for Driver {
+    /// Also when the task is dropped early (the runtime shut down, or a bug panicked): handles
+    /// waiting for events or stream data must not wait forever.
+    fn drop(&mut self) {
+        self.end_shared();
+    }
+}
+
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
@@ -254,6 +262,11 @@ impl Driver {
         }
         self.peers.clear();
         self.listeners.clear();
+        self.end_shared();
+    }
+
+    /// Ends the event stream and every peer's stream (idempotent).
+    fn end_shared(&self) {
         let mut shared = self.shared.lock();
         shared.ended = true;
         for (_, link) in shared.links.drain() {

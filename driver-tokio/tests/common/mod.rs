@@ -68,3 +68,25 @@ pub fn pattern(seed: u8, i: usize) -> u8 {
 pub fn seed_of(first: u8) -> u8 {
     first.wrapping_mul(197)
 }
+
+/// Runs each scenario as a test on a `current_thread` and a `multi_thread` runtime.
+macro_rules! on_both_flavours {
+    ($($scenario:ident),* $(,)?) => {
+        mod current_thread {
+            $(
+                #[tokio::test(flavor = "current_thread")]
+                async fn $scenario() {
+                    super::$scenario().await
+                }
+            )*
+        }
+        mod multi_thread {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario().await
+                }
+            )*
+        }
+    };
+}
