@@ -318,6 +318,8 @@ struct Harness {
     ids: Vec<PeerId>,
     index: HashMap<PeerId, usize>,
     listeners: Vec<ListenerId>,
+    /// Each listener's life: 0 asked for, 1 bound, 2 gone.
+    listener_state: HashMap<ListenerId, u8>,
     held: VecDeque<Bytes>,
     accepted: u64,
     written: u64,
@@ -350,6 +352,7 @@ pub fn engine(data: &[u8], base: Instant) {
         ids: Vec::new(),
         index: HashMap::new(),
         listeners: Vec::new(),
+        listener_state: HashMap::new(),
         held: VecDeque::new(),
         accepted: 0,
         written: 0,
@@ -441,7 +444,13 @@ impl Harness {
                 let framing = framing(input, self.config.framing);
                 let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
                 match self.engine.listen_with(addr, framing) {
-                    Ok(l) => self.listeners.push(l),
+                    Ok(l) => {
+                        assert!(
+                            self.listener_state.insert(l, 0).is_none(),
+                            "{l:?} issued twice"
+                        );
+                        self.listeners.push(l);
+                    }
                     Err(_) => assert!(self.shutdown, "listen refused before shutdown"),
                 }
             }
@@ -460,7 +469,12 @@ impl Harness {
             }
             3 => {
                 if let Some(l) = self.pick_listener(input) {
-                    let _ = self.engine.close_listener(l);
+                    let closed = self.engine.close_listener(l).is_ok();
+                    assert_eq!(
+                        closed,
+                        self.listener_state.get(&l) != Some(&2),
+                        "{l:?}: close"
+                    );
                 }
             }
             4 => self.accept(input, now),
@@ -614,7 +628,14 @@ impl Harness {
         };
         let remote = SocketAddr::new(ip, 5000 + u16::from(input.u8()));
         let before = self.engine.peer_count();
-        match self.engine.handle_accepted(l, remote, now) {
+        let result = self.engine.handle_accepted(l, remote, now);
+        let gone = self.listener_state.get(&l) == Some(&2);
+        match result {
+            Ok(_) => assert!(!gone, "{l:?}: accepted on a closed listener"),
+            Err(crate::Refusal::UnknownListener) => assert!(gone, "{l:?}: live listener unknown"),
+            Err(_) => {}
+        }
+        match result {
             Ok(id) => {
                 let framing = self
                     .engine
@@ -867,7 +888,20 @@ impl Harness {
                 assert!(!m.close_io, "Io::Close twice for {peer:?}");
                 m.close_io = true;
             }
-            Io::Listen { .. } | Io::CloseListener { .. } => {}
+            Io::Listen { listener, .. } => {
+                assert_eq!(
+                    self.listener_state.get(&listener),
+                    Some(&0),
+                    "stray Io::Listen"
+                );
+            }
+            Io::CloseListener { listener } => {
+                let state = self.listener_state.insert(listener, 2);
+                assert!(
+                    matches!(state, Some(0 | 1)),
+                    "{listener:?}: Io::CloseListener when gone"
+                );
+            }
         }
     }
 
@@ -889,7 +923,18 @@ impl Harness {
                     );
                     self.shutdown_seen = true;
                 }
-                Event::Listening { .. } | Event::ListenFailed { .. } | Event::Refused { .. } => {}
+                Event::Listening { listener, .. } => {
+                    let state = self.listener_state.insert(listener, 1);
+                    assert_eq!(state, Some(0), "{listener:?}: Listening twice or when gone");
+                }
+                Event::ListenFailed { listener, .. } => {
+                    let state = self.listener_state.insert(listener, 2);
+                    assert!(
+                        matches!(state, Some(0 | 1)),
+                        "{listener:?}: ListenFailed when gone"
+                    );
+                }
+                Event::Refused { .. } => {}
                 other => panic!("unexpected event {other:?}"),
             }
             return;
