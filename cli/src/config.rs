@@ -2,7 +2,7 @@
 
 use crate::rate::ByteRate;
 use crate::wire::MAX_MESSAGE;
-use openp2p_tokio::{Config, ConnectFailure, Framing, Rate};
+use openp2p_tokio::{BindError, Config, ConnectFailure, Framing, Rate};
 use std::time::Duration;
 
 /// A node for file transfers: length-prefixed messages no larger than a data chunk, a send queue
@@ -34,5 +34,13 @@ pub fn describe_connect_failure(reason: ConnectFailure) -> String {
         ConnectFailure::Shutdown => "shutting down".into(),
         ConnectFailure::Io(kind) => kind.to_string(),
         other => format!("{other:?}"),
+    }
+}
+
+/// A listen failure in words.
+pub fn describe_bind_error(e: BindError) -> String {
+    match e {
+        BindError::Io(kind) => kind.to_string(),
+        other => other.to_string(),
     }
 }

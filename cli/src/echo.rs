@@ -8,10 +8,12 @@ use std::net::SocketAddr;
 /// Listens on `listen` and echoes until interrupted.
 pub async fn run(listen: SocketAddr) -> Result<()> {
     let node = Node::start(Config::default()).context(|| "cannot start the node".into())?;
-    let bound = node
-        .listen(listen)
-        .await
-        .context(|| format!("cannot listen on {listen}"))?;
+    let bound = node.listen(listen).await.map_err(|e| {
+        Failure::new(format!(
+            "cannot listen on {listen}: {}",
+            crate::config::describe_bind_error(e)
+        ))
+    })?;
     println!("echo listening on {bound}");
     let mut peers = HashMap::new();
     while let Some(event) = node.next_event().await {

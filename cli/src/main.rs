@@ -45,9 +45,15 @@ fn main() -> ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
+                // clap's message, up to its first blank line, on one line.
                 let text = e.to_string();
-                let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                eprintln!("openp2p: {line} (see `openp2p --help`)");
+                let message: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .skip_while(|l| l.is_empty())
+                    .take_while(|l| !l.is_empty())
+                    .collect();
+                eprintln!("openp2p: {} (see `openp2p --help`)", message.join(" "));
                 return ExitCode::from(2);
             }
         },

@@ -9,7 +9,7 @@ use crate::rate::{human_bytes, human_rate, ByteRate};
 use crate::transfer::{Incoming, Step};
 use crate::wire::{Ack, Header};
 use bytes::Bytes;
-use openp2p_tokio::{Direction, Event, Limits, Node, PeerId};
+use openp2p_tokio::{Direction, DisconnectReason, Event, Limits, Node, PeerId};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -113,10 +113,12 @@ pub async fn run(listen: SocketAddr, down: Option<ByteRate>, out_dir: &Path) -> 
         config.peer_limits = Limits::download(engine_rate(rate));
     }
     let node = Node::start(config).context(|| "cannot start the node".into())?;
-    let bound = node
-        .listen(listen)
-        .await
-        .context(|| format!("cannot listen on {listen}"))?;
+    let bound = node.listen(listen).await.map_err(|e| {
+        Failure::new(format!(
+            "cannot listen on {listen}: {}",
+            crate::config::describe_bind_error(e)
+        ))
+    })?;
     println!("listening on {bound}");
     let mut session = None;
     let result = serve(&node, &mut session, out_dir).await;
@@ -167,6 +169,9 @@ async fn serve(node: &Node, session: &mut Option<Session>, out_dir: &Path) -> Re
                     continue;
                 };
                 return Err(Failure::new(match s.incoming.header() {
+                    _ if matches!(reason, DisconnectReason::FrameTooLarge { .. }) => {
+                        format!("{} sent garbage: {reason}", s.addr)
+                    }
                     None => format!("{} disconnected before sending a header ({reason})", s.addr),
                     Some(h) => format!(
                         "{} disconnected after {} of {} bytes of {} ({reason}); nothing was kept",

@@ -26,10 +26,12 @@ pub async fn resolve(addr: &str) -> Result<SocketAddr> {
 
 /// The file's name as it will be announced.
 fn announced_name(file: &Path) -> Result<String> {
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Failure::new(format!("{}: not a file name in UTF-8", file.display())))?;
+    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Failure::new(format!(
+            "cannot send {}: not a file name in UTF-8",
+            file.display()
+        ))
+    })?;
     check_name(name).context(|| format!("cannot send {}", file.display()))?;
     Ok(name.to_string())
 }
