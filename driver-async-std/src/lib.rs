@@ -32,12 +32,12 @@
 //!     let node = Node::start(Config::default())?;
 //!     let addr = node.listen("127.0.0.1:0".parse()?).await?;
 //!     let peer = node.connect(addr).await?;
-//!     node.send(peer, "hello".into())?;
+//!     node.send(peer, "hello".into()).await?;
 //!     while let Some(event) = node.next_event().await {
 //!         match event {
 //!             Event::Received { peer, data } => {
 //!                 println!("{peer}: {:?}", data);
-//!                 node.disconnect(peer)?;
+//!                 node.disconnect(peer).await?;
 //!             }
 //!             Event::Disconnected { .. } => break,
 //!             _ => {}
