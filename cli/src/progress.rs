@@ -62,7 +62,7 @@ impl Progress {
         match &self.kind {
             Kind::Bars(multi) => {
                 let style = ProgressStyle::with_template(
-                    "{prefix:>14} [{bar:28.cyan/blue}] {bytes:>10} / {total_bytes:<10} {bytes_per_sec:>12}  ETA {eta:>3}  {msg}",
+                    "{prefix:>9} [{bar:16.cyan/blue}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta:>3} {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");

@@ -52,11 +52,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full demo (about 16 s of transfers) or the quick one (about 2.5 s, slower rates).
+    /// The full demo (about 18 s of transfers) or the quick one (about 2.5 s, slower rates).
     pub fn new(nodes: usize, quick: bool) -> Plan {
         let per_peer: u64 = if quick { 256 << 10 } else { 1 << 20 };
         let global_rate = per_peer * 3 / 2;
-        let seconds = if quick { 2.5 } else { 16.0 };
+        let seconds = if quick { 2.5 } else { 18.0 };
         let global: Vec<Option<u64>> = (0..nodes)
             .map(|i| (i % 2 == 0).then_some(global_rate))
             .collect();

@@ -68,7 +68,7 @@ pub fn print(plan: &Plan, addrs: &[SocketAddr], records: &[Record], elapsed: Dur
     }
     println!();
     println!(
-        "{:<5} {:<22} {:>11} {:>11} {:>16} {:>16}",
+        "{:<5} {:<22} {:>11} {:>11} {:>16}  {}",
         "node", "address", "sent", "received", "upload achieved", "upload limit"
     );
     for (i, addr) in addrs.iter().enumerate() {
@@ -94,7 +94,7 @@ pub fn print(plan: &Plan, addrs: &[SocketAddr], records: &[Record], elapsed: Dur
             None => format!("2 x {}", human_rate(plan.per_peer as f64)),
         };
         println!(
-            "{:<5} {:<22} {:>11} {:>11} {:>16} {:>16}",
+            "{:<5} {:<22} {:>11} {:>11} {:>16}  {}",
             format!("n{i}"),
             addr.to_string(),
             human_bytes(sent),
