@@ -68,8 +68,8 @@ pub fn print(plan: &Plan, addrs: &[SocketAddr], records: &[Record], elapsed: Dur
     }
     println!();
     println!(
-        "{:<5} {:<22} {:>11} {:>11} {:>16}  {}",
-        "node", "address", "sent", "received", "upload achieved", "upload limit"
+        "{:<5} {:<22} {:>11} {:>11} {:>16}  upload limit",
+        "node", "address", "sent", "received", "upload achieved"
     );
     for (i, addr) in addrs.iter().enumerate() {
         let mine = |from: bool| {
