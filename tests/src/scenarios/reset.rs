@@ -1,0 +1,71 @@
+//! Scenario 7: a reset mid-transfer: `Disconnected` with the unsent byte count, and bytes
+//! accepted = bytes written + bytes unsent.
+
+use super::{disconnected, pair, MIB};
+use crate::harness::{wait_for, Harness, TestNode};
+use openp2p_core::{Bytes, Config, DisconnectReason, Event, Limits, Rate};
+
+/// The receiver reads at 1 MiB/s; the sender queues 16 MiB; once 256 KiB have arrived the
+/// receiver aborts (a reset). The sender sees `Disconnected { Io(_), unsent > 0 }` and its
+/// `Sent` reports plus `unsent` add up to the 16 MiB accepted; the global counters agree.
+pub fn reset_mid_transfer<H: Harness>(h: &mut H) {
+    let name = h.name();
+    let receiver = Config {
+        peer_limits: Limits::download(Rate::per_second(MIB as u64)),
+        ..Config::default()
+    };
+    let sender = Config {
+        send_queue_high_water: 16 * MIB,
+        ..Config::default()
+    };
+    let p = pair(h, receiver, sender);
+    let total = 16 * MIB;
+    for _ in 0..16 {
+        p.client
+            .send(p.at_client, Bytes::from(vec![1u8; MIB]))
+            .expect("send accepted");
+    }
+    let mut got = 0;
+    while got < 256 * 1024 {
+        got += super::receive_bytes(&p.server, p.at_server, 1).len();
+    }
+    p.server.abort(p.at_server);
+    let (reason, unsent_here) = disconnected(&p.server, p.at_server);
+    assert_eq!(reason, DisconnectReason::Aborted, "{name}");
+    assert_eq!(unsent_here, 0, "{name}: the receiver had nothing queued");
+
+    let mut written = 0u64;
+    let (reason, unsent) = wait_for(
+        &p.client,
+        "the sender's Disconnected",
+        |e| {
+            if let Event::Sent { bytes, .. } = e {
+                written += bytes as u64;
+            }
+        },
+        |e| match e {
+            Event::Disconnected {
+                peer,
+                reason,
+                unsent,
+            } if *peer == p.at_client => Some((*reason, *unsent)),
+            _ => None,
+        },
+    );
+    assert!(
+        matches!(reason, DisconnectReason::Io(_)),
+        "{name}: sender saw {reason:?}"
+    );
+    assert!(unsent > 0, "{name}: the reset left nothing unsent");
+    assert_eq!(
+        written + unsent,
+        total as u64,
+        "{name}: written + unsent = accepted"
+    );
+    let stats = p.client.global_stats();
+    assert_eq!(stats.accepted_bytes, total as u64, "{name}: accepted");
+    assert_eq!(stats.unsent_bytes, unsent, "{name}: global unsent");
+    assert_eq!(stats.sent.bytes, written, "{name}: global sent");
+    drop(p.client.shutdown());
+    drop(p.server.shutdown());
+}
