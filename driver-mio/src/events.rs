@@ -40,6 +40,10 @@ impl Batch {
 /// operation per batch, not per event. Drop received data ([`Event::Received`]) when done with
 /// it: it holds the engine's pooled memory, and reading pauses while the pool is exhausted.
 ///
+/// The queue is unbounded: drain it. Received data is bounded by the engine's pool (reading
+/// pauses while the application holds every segment), but other events (`Sent` after each
+/// write unless `Config::sent_events` is off, connection events) accumulate while nobody reads.
+///
 /// After the node stops, the remaining events are still delivered; then every receive method
 /// reports `Stopped`. Iterating (`for event in &mut events`) blocks for each event and ends when
 /// the node has stopped.
