@@ -371,8 +371,13 @@ impl Driver {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
+            // The next batch starts with room for as many events as this one: one allocation
+            // per pass instead of a series of regrowths.
+            let room = self.batch.events.len();
+            let events = std::mem::replace(&mut self.batch.events, Vec::with_capacity(room));
+            let failures = std::mem::take(&mut self.batch.failures);
             // An error means the application dropped its queue: the batch is discarded.
-            let _ = self.out.send(std::mem::take(&mut self.batch));
+            let _ = self.out.send(Batch { events, failures });
         }
         for (waiter, outcome) in self.resolved.drain(..) {
             let _ = waiter.try_send(outcome);
