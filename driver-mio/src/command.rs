@@ -43,5 +43,10 @@ pub(crate) enum Command {
     SetLimits(PeerId, Limits),
     SetGlobalLimits(Limits),
     Inspect(Inspect),
+    EnableDiscovery {
+        options: crate::discovery::DiscoveryOptions,
+        reply: SyncSender<Result<SocketAddr, crate::DiscoveryError>>,
+    },
+    DisableDiscovery,
     Shutdown,
 }

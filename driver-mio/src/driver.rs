@@ -14,6 +14,7 @@
 use crate::command::{Command, Outcome};
 use crate::conn::{Conn, Conns};
 use crate::events::{Batch, SendFailure};
+use crate::lan::{LanDiscovery, DISCOVERY};
 use crate::listeners::Listeners;
 use crate::stats::DriverStats;
 use crate::{Engine, Event, Io, PeerId, Transfer};
@@ -59,6 +60,10 @@ pub(crate) struct Driver {
     pub(crate) resolved: Vec<(SyncSender<Outcome>, Outcome)>,
     pub(crate) stats: DriverStats,
     pub(crate) stopping: bool,
+    /// LAN discovery, when enabled.
+    pub(crate) discovery: Option<LanDiscovery>,
+    /// The discovery socket has datagrams waiting.
+    pub(crate) discovery_ready: bool,
 }
 
 impl Driver {
@@ -81,6 +86,8 @@ impl Driver {
                 let token = event.token();
                 if token == WAKER {
                     continue;
+                } else if token == DISCOVERY {
+                    self.discovery_ready = true;
                 } else if token.0 & LISTENER_BIT != 0 {
                     self.accept(token.0 & !LISTENER_BIT, now);
                 } else {
@@ -92,6 +99,7 @@ impl Driver {
                 self.engine.handle_timeout(now);
             }
             self.retry_listeners(now);
+            self.discover(now);
             self.ready.extend(self.carry.drain(..));
             self.settle(now);
             self.flush();
@@ -104,13 +112,19 @@ impl Driver {
     /// How long the poller may sleep: until the engine's deadline or a listener's back-off ends,
     /// not at all when work was carried over.
     fn timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.carry.is_empty() || self.more_commands || self.listeners.has_carry() {
+        if !self.carry.is_empty()
+            || self.more_commands
+            || self.listeners.has_carry()
+            || self.discovery_ready
+        {
             return Some(Duration::ZERO);
         }
-        let at = match (self.engine.poll_timeout(), self.listeners.retry_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadlines = [
+            self.engine.poll_timeout(),
+            self.listeners.retry_at(),
+            self.discovery.as_ref().and_then(LanDiscovery::deadline),
+        ];
+        let at = deadlines.into_iter().flatten().min();
         at.map(|at| at.saturating_duration_since(now))
     }
 
@@ -204,9 +218,37 @@ impl Driver {
             }
             Command::SetGlobalLimits(limits) => self.engine.set_global_limits(limits, now),
             Command::Inspect(inspect) => inspect(&self.engine, &self.stats),
+            Command::EnableDiscovery { options, reply } => {
+                if let Some(old) = self.discovery.take() {
+                    old.close(&self.poll);
+                }
+                let seed = {
+                    use std::hash::{BuildHasher, Hasher};
+                    std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish()
+                };
+                let result = match LanDiscovery::start(&self.poll, options, seed) {
+                    Ok((discovery, bound)) => {
+                        self.discovery = Some(discovery);
+                        Ok(bound)
+                    }
+                    Err(e) => Err(crate::DiscoveryError::Io(e.kind())),
+                };
+                let _ = reply.try_send(result);
+            }
+            Command::DisableDiscovery => {
+                if let Some(old) = self.discovery.take() {
+                    old.close(&self.poll);
+                }
+                self.discovery_ready = false;
+            }
             Command::Shutdown => {
                 self.stopping = true;
                 self.engine.shutdown(now);
+                if let Some(old) = self.discovery.take() {
+                    old.close(&self.poll);
+                }
             }
         }
     }
@@ -342,6 +384,23 @@ impl Driver {
                 Err(_) => drop(stream),
             }
         });
+    }
+
+    /// Reads beacons, announces, expires and auto-connects (nothing when discovery is off).
+    fn discover(&mut self, now: Instant) {
+        let Some(discovery) = self.discovery.as_mut() else {
+            self.discovery_ready = false;
+            return;
+        };
+        if self.discovery_ready {
+            self.discovery_ready = discovery.receive(now, &mut self.stats);
+        }
+        discovery.step(
+            &mut self.engine,
+            &mut self.batch.events,
+            now,
+            &mut self.stats,
+        );
     }
 
     fn retry_listeners(&mut self, now: Instant) {

@@ -161,3 +161,24 @@ impl fmt::Display for TryRecvError {
 }
 
 impl std::error::Error for TryRecvError {}
+
+/// Why [`Node::enable_discovery`](crate::Node::enable_discovery) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The UDP socket could not be created, configured or bound.
+    Io(io::ErrorKind),
+    /// The node has stopped.
+    Stopped,
+}
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiscoveryError::Io(kind) => write!(f, "cannot open the discovery socket: {kind}"),
+            DiscoveryError::Stopped => Stopped.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DiscoveryError {}

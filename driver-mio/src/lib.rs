@@ -58,17 +58,26 @@ mod conn;
 mod driver;
 mod error;
 mod events;
+mod lan;
 mod listeners;
 mod node;
 mod socket;
 mod stats;
 
 pub use error::{
-    BindError, DialError, RecvTimeoutError, SendWaitError, StartError, Stopped, TryRecvError,
+    BindError, DialError, DiscoveryError, RecvTimeoutError, SendWaitError, StartError, Stopped,
+    TryRecvError,
 };
 pub use events::{Events, SendFailure};
 pub use node::Node;
 pub use stats::DriverStats;
+
+/// LAN discovery: announce this node by UDP broadcast and learn the others (see
+/// [`Node::enable_discovery`]). `Event::Discovered` and `Event::Lost` arrive on the event queue.
+pub mod discovery {
+    pub use crate::lan::DiscoveryOptions;
+    pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
+}
 
 /// The engine crate, for its less common types (`openp2p_mio::core::ListenError`, ...).
 pub use openp2p_core as core;

@@ -106,6 +106,8 @@ impl Node {
             resolved: Vec::new(),
             stats: DriverStats::default(),
             stopping: false,
+            discovery: None,
+            discovery_ready: false,
         };
         let thread = std::thread::Builder::new()
             .name("openp2p-mio".into())
@@ -257,6 +259,35 @@ impl Node {
     /// Changes the limits shared by all peers.
     pub fn set_global_limits(&self, limits: Limits) -> Result<(), Stopped> {
         self.post(Command::SetGlobalLimits(limits))
+    }
+
+    /// Starts LAN discovery (replacing any running one): binds the UDP socket, announces this
+    /// node every `options.config.interval` and reports other nodes as
+    /// [`Event::Discovered`](crate::Event::Discovered) / [`Event::Lost`](crate::Event::Lost).
+    /// With `options.config.auto_connect`, newly discovered nodes are connected to (only by the
+    /// node with the smaller key, so a pair ends up with one connection); the usual
+    /// `Connected` / `ConnectFailed` follow. Returns the bound UDP address.
+    ///
+    /// ```no_run
+    /// use openp2p_mio::discovery::{DiscoveryOptions, NodeKey};
+    /// use openp2p_mio::{Config, Node};
+    ///
+    /// let (node, _events) = Node::start(Config::default())?;
+    /// let tcp = node.listen("0.0.0.0:9988".parse()?)?;
+    /// node.enable_discovery(DiscoveryOptions::new(NodeKey([1; 16]), "alice", tcp.port()))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn enable_discovery(
+        &self,
+        options: crate::discovery::DiscoveryOptions,
+    ) -> Result<SocketAddr, crate::DiscoveryError> {
+        self.ask(|reply| Command::EnableDiscovery { options, reply })
+            .map_err(|Stopped| crate::DiscoveryError::Stopped)?
+    }
+
+    /// Stops LAN discovery and closes its socket (known nodes are forgotten without `Lost`).
+    pub fn disable_discovery(&self) -> Result<(), Stopped> {
+        self.post(Command::DisableDiscovery)
     }
 
     /// Runs `f` on the IO thread with read-only access to the engine and the driver's counters,

@@ -14,4 +14,8 @@ pub struct DriverStats {
     /// Times a listener stopped accepting for a back-off after a resource error such as `EMFILE`
     /// (too many open files) or `ENOBUFS`.
     pub accept_backoffs: u64,
+    /// Discovery datagrams that were not valid beacons (ignored).
+    pub discovery_malformed: u64,
+    /// Discovery socket errors and refused auto-connects (beacons lost, ICMP errors, limits).
+    pub discovery_errors: u64,
 }

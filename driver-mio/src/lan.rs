@@ -1,0 +1,172 @@
+//! LAN discovery on the IO thread: the core's [`Discovery`] state machine bound to a UDP socket.
+
+use crate::stats::DriverStats;
+use crate::{Engine, Event};
+use mio::net::UdpSocket;
+use mio::{Poll, Token};
+use openp2p_core::discovery::{Beacon, Discovery, DiscoveryConfig, NodeKey, DEFAULT_PORT};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+/// The discovery socket's token.
+pub(crate) const DISCOVERY: Token = Token(usize::MAX - 1);
+/// Datagrams read per pass before the other sockets get a turn.
+const DATAGRAMS_PER_PASS: usize = 64;
+
+/// How a node takes part in LAN discovery (see [`Node::enable_discovery`](crate::Node::enable_discovery)).
+///
+/// ```
+/// use openp2p_mio::discovery::{DiscoveryOptions, NodeKey};
+/// let options = DiscoveryOptions::new(NodeKey([7; 16]), "alice", 9988);
+/// assert_eq!(options.port, 3000);
+/// assert_eq!(options.broadcast, std::net::IpAddr::from([255, 255, 255, 255]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// The UDP port to bind (with `SO_REUSEADDR` and `SO_REUSEPORT`, so several nodes on one
+    /// host can share it); 0 picks a free one.
+    pub port: u16,
+    /// Where beacons go: the broadcast address of the LAN (default `255.255.255.255`), or any
+    /// unicast address.
+    pub broadcast: IpAddr,
+    /// The port beacons are sent to; `None` is `port`. Nodes on one host without a
+    /// broadcast-capable interface can point at each other's ports on the loopback address.
+    pub target_port: Option<u16>,
+    /// This node's identity (beacons from it are ignored when they come back).
+    pub node: NodeKey,
+    /// A name shown to the other nodes (at most `MAX_NAME` bytes are sent).
+    pub name: String,
+    /// The TCP port of the listener to announce.
+    pub tcp_port: u16,
+    /// Announcement interval, expiry, auto-connect.
+    pub config: DiscoveryConfig,
+}
+
+impl DiscoveryOptions {
+    /// Options with the defaults: port 3000, broadcast to `255.255.255.255`, the core's default
+    /// intervals, no auto-connect.
+    pub fn new(node: NodeKey, name: impl Into<String>, tcp_port: u16) -> DiscoveryOptions {
+        DiscoveryOptions {
+            port: DEFAULT_PORT,
+            broadcast: IpAddr::V4(Ipv4Addr::BROADCAST),
+            target_port: None,
+            node,
+            name: name.into(),
+            tcp_port,
+            config: DiscoveryConfig::default(),
+        }
+    }
+}
+
+/// The running discovery: state machine, socket, and where beacons go.
+#[derive(Debug)]
+pub(crate) struct LanDiscovery {
+    state: Discovery,
+    socket: UdpSocket,
+    target: SocketAddr,
+}
+
+impl LanDiscovery {
+    /// Binds and registers the UDP socket; returns the running discovery and its bound address.
+    pub(crate) fn start(
+        poll: &Poll,
+        options: DiscoveryOptions,
+        seed: u64,
+    ) -> io::Result<(LanDiscovery, SocketAddr)> {
+        let bind: SocketAddr = match options.broadcast {
+            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, options.port).into(),
+            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, options.port).into(),
+        };
+        let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_address(true)?;
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+        socket.set_reuse_port(true)?;
+        if bind.is_ipv4() {
+            socket.set_broadcast(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&bind.into())?;
+        let mut socket = UdpSocket::from_std(socket.into());
+        let bound = socket.local_addr()?;
+        poll.registry()
+            .register(&mut socket, DISCOVERY, mio::Interest::READABLE)?;
+        let target = SocketAddr::new(
+            options.broadcast,
+            options.target_port.unwrap_or(bound.port()),
+        );
+        let me = Beacon {
+            node: options.node,
+            tcp_port: options.tcp_port,
+            name: options.name,
+        };
+        let state = Discovery::new(options.config, me, seed);
+        Ok((
+            LanDiscovery {
+                state,
+                socket,
+                target,
+            },
+            bound,
+        ))
+    }
+
+    /// Reads the datagrams waiting (bounded per pass); a malformed one is counted, never fatal.
+    /// True when the cap stopped it (more may be waiting).
+    pub(crate) fn receive(&mut self, now: Instant, stats: &mut DriverStats) -> bool {
+        let mut buf = [0u8; 2048];
+        for _ in 0..DATAGRAMS_PER_PASS {
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, src)) => {
+                    if self.state.handle_datagram(src, &buf[..n], now).is_err() {
+                        stats.discovery_malformed += 1;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ICMP errors from earlier sends (port unreachable, ...) surface here.
+                Err(_) => stats.discovery_errors += 1,
+            }
+        }
+        true
+    }
+
+    /// Announces if due, expires silent nodes, starts the connects auto-connect offers, and
+    /// moves `Discovered` / `Lost` into `events`.
+    pub(crate) fn step(
+        &mut self,
+        engine: &mut Engine,
+        events: &mut Vec<Event>,
+        now: Instant,
+        stats: &mut DriverStats,
+    ) {
+        if self.state.poll_timeout().is_some_and(|at| at <= now) {
+            self.state.handle_timeout(now);
+        }
+        if let Some(beacon) = self.state.poll_transmit(now) {
+            // A lost beacon is not worth a retry: the next one follows within the interval.
+            if self.socket.send_to(beacon, self.target).is_err() {
+                stats.discovery_errors += 1;
+            }
+        }
+        while let Some((_, addr)) = self.state.poll_dial() {
+            // A refusal (max peers, shutting down) leaves the node discovered, not connected.
+            if engine.connect(addr, now).is_err() {
+                stats.discovery_errors += 1;
+            }
+        }
+        while let Some(event) = self.state.poll_event() {
+            events.push(event);
+        }
+    }
+
+    /// When discovery next needs the loop.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.state.poll_timeout()
+    }
+
+    pub(crate) fn close(mut self, poll: &Poll) {
+        let _ = poll.registry().deregister(&mut self.socket);
+    }
+}
