@@ -344,9 +344,25 @@ async fn echo(runs: usize, echo_secs: f64) {
     println!("echo: {ECHO_PEERS} peers x {ECHO_SIZE} B round trips, {echo_secs} s per run");
     let (mut raw, mut streams, mut events) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
-        let r = raw_echo(echo_secs).await;
-        let s = openp2p_echo(echo_secs, true).await;
-        let e = openp2p_echo(echo_secs, false).await;
+        // OPENP2P_BENCH_ECHO=raw|streams|events runs one variant (for profiling).
+        let only = std::env::var("OPENP2P_BENCH_ECHO").ok();
+        let wants = |v: &str| only.as_deref().is_none_or(|o| o == v);
+        let skip = (0.0, 0);
+        let r = if wants("raw") {
+            raw_echo(echo_secs).await
+        } else {
+            skip
+        };
+        let s = if wants("streams") {
+            openp2p_echo(echo_secs, true).await
+        } else {
+            skip
+        };
+        let e = if wants("events") {
+            openp2p_echo(echo_secs, false).await
+        } else {
+            skip
+        };
         println!(
             "  run {run}: raw {:6.0}/s {:5} ns cpu | openp2p streams {:6.0}/s {:5} ns cpu | openp2p events {:6.0}/s {:5} ns cpu",
             r.0, r.1, s.0, s.1, e.0, e.1

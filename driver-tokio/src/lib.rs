@@ -39,36 +39,39 @@
 //!
 //! ## Events and streams
 //!
-//! All events go to one queue, read by [`Node::next_event`] or [`Node::events`]. A peer's
-//! received data ([`Event::Received`]) goes there too, until the application takes the peer's
-//! stream with [`Node::stream`]: from then on its data is read from the stream, and data still
-//! waiting in the queue is moved to the stream first, so nothing is lost or reordered whatever
-//! the timing. `Sent` events of such a peer are absorbed by its stream too (its `poll_flush`
-//! reports the same progress, and an echo service should not wake its event loop per write);
-//! the peer's other events (`Connected`, `Writable`, `Disconnected`, ...) stay in the queue. Writes through the stream and [`Node::send`] share the peer's send queue and its rate
-//! limits.
+//! All events go to one queue, read by [`Node::next_event`] or [`Node::events`] (each event
+//! reaches one consumer). A peer's received data ([`Event::Received`]) goes there too, until the
+//! application takes the peer's stream with [`Node::stream`]: from then on its data (and the
+//! remote's half-close, [`Event::ReadClosed`]) is read from the stream, and what still waits in
+//! the queue is moved to the stream first, so nothing is lost or reordered whatever the timing.
+//! The `Sent` events of such a peer are absorbed by its stream too (its `poll_flush` reports the
+//! same progress, and an echo service should not wake its event loop per write); the peer's other
+//! events (`Connected`, `Writable`, `Disconnected`, ...) stay in the queue. Writes through the
+//! stream and [`Node::send`] share the peer's send queue and its rate limits. A stream whose
+//! reader falls behind by more than `max(4 segments, 1 MiB)` pauses reading from its socket
+//! ([`Engine::pause_reading`]), so TCP slows the remote instead of the node buffering without
+//! bound; the event queue itself is unbounded and must be drained.
 //!
 //! ## How the driver works
 //!
 //! [`Node::start`] spawns one driver task that owns the [`Engine`], every socket and one timer.
 //! Handles talk to it through an unbounded command channel, and the driver applies every queued
 //! command in one wake-up. `send` (and its synchronous twin `send_now`), `send_many` and stream
-//! writes need no reply: each peer has a
-//! small shared record with a mirror of its send queue (bytes accepted and not yet written), to
-//! which the handle applies the engine's own admission rule ([`Config::admit`]) and answers at
-//! once; the driver lowers the mirror as the socket takes bytes and emits [`Event::Writable`] when
-//! a refused sender may go on. The mirror never undercounts the engine's queue, so the engine
-//! never refuses for space what the handle admitted. Other commands (`connect`, `stats`, ...)
-//! wait for one reply.
+//! writes need no reply: each peer has a small shared record with a mirror of its send queue
+//! (bytes accepted and not yet written), to which the handle applies the engine's own admission
+//! rule ([`Config::admit`]) and answers at once; the driver lowers the mirror as the socket takes
+//! bytes and emits [`Event::Writable`] when a refused sender may go on. The mirror never
+//! undercounts the engine's queue, so the engine never refuses for space what the handle
+//! admitted. Other commands (`connect`, `stats`, ...) wait for one reply.
 //!
 //! Readiness is per socket, without scanning peers: each socket direction (read, write, accept)
 //! has its own [`Waker`](std::task::Waker) that the driver passes to Tokio's
 //! `poll_read_ready` / `poll_write_ready` / `poll_accept`. When the reactor fires it, it pushes
 //! that socket's token onto a ready queue (deduplicated by a flag) and wakes the driver, which
 //! then services exactly those sockets: one non-blocking `try_read` into the engine's pooled
-//! segment or `try_write_vectored` of the engine's queue slices per call, repeated until the
-//! socket would block, the engine pauses the direction (rate limit, pool) or the socket has had
-//! its turn (fairness; it is then serviced again in the next round). When the engine turns a
+//! segment or one `try_write` / `try_write_vectored` of the engine's queue slices per call,
+//! repeated until the socket would block, the engine pauses the direction (rate limit, pool) or
+//! the socket has had its turn (fairness; it is then serviced again in the next round). When the engine turns a
 //! direction on, the driver tries it at once, since readiness may have arrived while it was off.
 //! Received data reaches the application as the engine's pooled `Bytes`, without a copy; no lock
 //! is held across socket IO.
