@@ -285,6 +285,8 @@ fn a_full_send_queue_refuses_until_writable() {
     ));
     // A fire-and-forget send is refused the same way, and its payload comes back.
     client.send(peer, chunk.clone()).expect("running");
+    // A round trip: the send above was applied while the queue was still full.
+    client.driver_stats().expect("running");
 
     // The remote drains everything: the queue falls to its low-water mark, `Writable` follows.
     let reader = std::thread::spawn(move || {
