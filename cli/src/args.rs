@@ -35,7 +35,7 @@ pub enum Command {
         #[arg(long, value_name = "RATE")]
         up: Option<ByteRate>,
     },
-    /// Receive one file from `openp2p send`, verify it and store it.
+    /// Receive one file from `openp2p send`, verify it and store it (replacing a file of that name).
     Recv {
         /// Address to listen on (port 0 picks a free port; the bound address is printed).
         #[arg(long)]

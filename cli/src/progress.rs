@@ -2,7 +2,8 @@
 //! per active transfer every second (logs, CI, tests).
 
 use crate::rate::{human_bytes, human_rate};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use std::fmt;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -15,6 +16,29 @@ const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Progress {
     kind: Kind,
+    /// Whether a terminal bar was drawn (its line then needs ending when the bars go away).
+    drawn: Mutex<bool>,
+}
+
+/// Bytes per second since the bar started: steadier than a short-window estimate, and what a
+/// rate-limited transfer should show.
+fn average(state: &ProgressState) -> f64 {
+    let secs = state.elapsed().as_secs_f64();
+    if secs > 0.0 {
+        state.pos() as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // indicatif leaves the cursor at the end of the last bar: end that line so the next
+        // output (a summary, an error) starts on its own.
+        if *self.drawn.get_mut().unwrap_or_else(PoisonError::into_inner) {
+            println!();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -33,6 +57,7 @@ impl Progress {
         if std::io::stdout().is_terminal() {
             Progress {
                 kind: Kind::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stdout())),
+                drawn: Mutex::new(false),
             }
         } else {
             Progress::lines()
@@ -54,6 +79,7 @@ impl Progress {
         });
         Progress {
             kind: Kind::Lines { bars, _stop: stop },
+            drawn: Mutex::new(false),
         }
     }
 
@@ -62,10 +88,25 @@ impl Progress {
         match &self.kind {
             Kind::Bars(multi) => {
                 let style = ProgressStyle::with_template(
-                    "{prefix:>9} [{bar:16.cyan/blue}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta:>3} {msg}",
+                    "{prefix:>9} [{bar:16.cyan/blue}] {bytes:>10}/{total_bytes:<10} {rate:>13} ETA {left:>4} {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+                    let _ = w.write_str(&human_rate(average(state)));
+                })
+                .with_key("left", |state: &ProgressState, w: &mut dyn fmt::Write| {
+                    let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+                    let rate = average(state);
+                    let _ = if left == 0 {
+                        w.write_str("0s")
+                    } else if rate > 0.0 {
+                        write!(w, "{:.0}s", left as f64 / rate)
+                    } else {
+                        w.write_str("?")
+                    };
+                })
                 .progress_chars("=> ");
+                *self.drawn.lock().unwrap_or_else(PoisonError::into_inner) = true;
                 let bar = multi.add(ProgressBar::new(total).with_style(style));
                 bar.set_prefix(label.to_string());
                 Bar(BarKind::Fancy(bar))

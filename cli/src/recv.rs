@@ -161,7 +161,7 @@ async fn serve(node: &Node, session: &mut Option<Session>, out_dir: &Path) -> Re
                     continue;
                 };
                 if receive(s, data, out_dir, &progress)? {
-                    return finish(node, s).await;
+                    return finish(node, s, progress).await;
                 }
             }
             Event::Disconnected { peer, reason, .. } => {
@@ -216,7 +216,7 @@ fn receive(s: &mut Session, data: Bytes, out_dir: &Path, progress: &Progress) ->
 }
 
 /// Verifies and stores the complete file, then confirms it to the sender.
-async fn finish(node: &Node, s: &mut Session) -> Result<()> {
+async fn finish(node: &Node, s: &mut Session, progress: Progress) -> Result<()> {
     let (Some(header), Some(mut part)) = (s.incoming.header().cloned(), s.part.take()) else {
         return Err(Failure::new("internal error: no file to finish"));
     };
@@ -246,6 +246,7 @@ async fn finish(node: &Node, s: &mut Session) -> Result<()> {
     if let Some(bar) = &s.bar {
         bar.finish("verified");
     }
+    drop(progress);
     println!(
         "received {} ({} bytes, {}) in {secs:.2} s ({}), checksum ok, saved to {}",
         header.name,

@@ -144,6 +144,7 @@ async fn transfer(
                         if let Some(bar) = &bar {
                             bar.finish("verified");
                         }
+                        drop(progress);
                         let secs = started.elapsed().as_secs_f64();
                         println!(
                             "sent {} ({} bytes) in {secs:.2} s ({}), checksum verified by the receiver",
