@@ -231,3 +231,116 @@ impl PeerTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openp2p_core::{Config, Engine};
+    use std::time::Instant;
+
+    const LIMITS: QueueLimits = QueueLimits {
+        high_water: 100,
+        low_water: 40,
+        max_frame: 64,
+    };
+
+    /// A real peer id (ids cannot be made outside the engine).
+    fn peer() -> PeerId {
+        let mut engine = Engine::new(Config::default()).expect("default config");
+        engine
+            .connect("127.0.0.1:9".parse().expect("addr"), Instant::now())
+            .expect("connect")
+    }
+
+    #[test]
+    fn the_credit_refuses_what_the_engine_would_refuse_and_reports_writable_at_low_water() {
+        let shared = PeerShared::new(peer(), Framing::LengthPrefixed);
+        assert_eq!(shared.admit(&Bytes::from(vec![0; 60]), LIMITS), Ok(64));
+        assert_eq!(
+            shared.admit(&Bytes::from(vec![0; 40]), LIMITS),
+            Err(SendError::QueueFull {
+                queued: 64,
+                limit: 100
+            })
+        );
+        assert_eq!(shared.admit(&Bytes::from(vec![0; 30]), LIMITS), Ok(34));
+        assert_eq!(shared.queued(), 98);
+        assert!(
+            !shared.release(50, LIMITS),
+            "48 left is above the low-water mark"
+        );
+        assert!(
+            shared.release(10, LIMITS),
+            "38 left: the refused sender is told"
+        );
+        assert!(!shared.release(38, LIMITS), "told once per refusal");
+        assert_eq!(shared.queued(), 0);
+    }
+
+    #[test]
+    fn one_message_is_always_admitted_into_an_empty_queue() {
+        let shared = PeerShared::new(peer(), Framing::Raw);
+        assert_eq!(
+            shared.admit(&Bytes::from(vec![0; 1_000]), LIMITS),
+            Ok(1_000)
+        );
+        assert!(matches!(
+            shared.admit(&Bytes::from_static(b"x"), LIMITS),
+            Err(SendError::QueueFull { .. })
+        ));
+    }
+
+    #[test]
+    fn frame_and_delimiter_errors_are_reported_before_any_credit_is_taken() {
+        let framed = PeerShared::new(peer(), Framing::LengthPrefixed);
+        assert_eq!(
+            framed.admit(&Bytes::from(vec![0; 65]), LIMITS),
+            Err(SendError::FrameTooLarge { len: 65, max: 64 })
+        );
+        let delimited = PeerShared::new(peer(), Framing::Delimited(b'\n'));
+        assert_eq!(
+            delimited.admit(&Bytes::from_static(b"a\nb"), LIMITS),
+            Err(SendError::DelimiterInPayload)
+        );
+        assert_eq!(framed.queued() + delimited.queued(), 0);
+    }
+
+    #[test]
+    fn a_closing_or_closed_peer_refuses_sends() {
+        let shared = PeerShared::new(peer(), Framing::Raw);
+        shared.stop_accepting();
+        assert_eq!(
+            shared.admit(&Bytes::from_static(b"x"), LIMITS),
+            Err(SendError::Closing)
+        );
+        shared.mark_closed(Some(DisconnectReason::Io(io::ErrorKind::ConnectionReset)));
+        assert_eq!(
+            shared.admit(&Bytes::from_static(b"x"), LIMITS),
+            Err(SendError::UnknownPeer)
+        );
+        assert_eq!(
+            shared.end_of_stream().map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+    }
+
+    #[test]
+    fn a_stream_writes_at_most_the_room_left() {
+        let shared = PeerShared::new(peer(), Framing::Raw);
+        assert_eq!(shared.room(LIMITS), 100);
+        assert_eq!(shared.admit(&Bytes::from(vec![0; 70]), LIMITS), Ok(70));
+        assert_eq!(shared.room(LIMITS), 30);
+        let framed = PeerShared::new(peer(), Framing::LengthPrefixed);
+        assert_eq!(framed.room(LIMITS), 64, "capped at the frame limit");
+    }
+
+    #[test]
+    fn the_table_finds_live_peers_only() {
+        let table = PeerTable::default();
+        let id = peer();
+        table.insert(PeerShared::new(id, Framing::Raw));
+        assert_eq!(table.with(id, |p| p.id), Some(id));
+        table.remove(id);
+        assert_eq!(table.with(id, |p| p.id), None);
+    }
+}

@@ -282,7 +282,56 @@ async fn a_reset_mid_transfer_reports_the_unsent_bytes(start: fn(Config) -> Node
     within("client shutdown", client.shutdown()).await;
 }
 
+async fn a_full_queue_refuses_at_once_and_writable_follows(start: fn(Config) -> Node) {
+    let config = Config {
+        send_queue_high_water: MIB,
+        send_queue_low_water: MIB / 4,
+        ..Config::default()
+    };
+    let server = start(Config::default());
+    let addr = within("listen", server.listen(loopback()))
+        .await
+        .expect("listen");
+    let client = start(config);
+    let peer = within("connect", client.connect(addr))
+        .await
+        .expect("connect");
+    let chunk = pattern(0, MIB / 4);
+    let mut accepted = 0;
+    let refusal = loop {
+        match client.send(peer, chunk.clone()).await {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        accepted >= 4,
+        "a mebibyte fits before the queue is full ({accepted} accepted)"
+    );
+    assert!(matches!(refusal, SendError::QueueFull { limit, .. } if limit == MIB as u64));
+    let remote = inbound(&server).await;
+    let drain = async {
+        let mut received = 0;
+        while received < accepted * MIB / 4 {
+            if let Event::Received { peer, data } = common::next(&server, "data").await {
+                assert_eq!(peer, remote);
+                received += data.len();
+            }
+        }
+    };
+    let writable = expect(&client, "Writable", |e| matches!(e, Event::Writable { .. }));
+    let (_, writable) = future::zip(drain, writable).await;
+    assert_eq!(writable, Event::Writable { peer });
+    client
+        .send(peer, chunk)
+        .await
+        .expect("room again after Writable");
+    within("client shutdown", client.shutdown()).await;
+    within("server shutdown", server.shutdown()).await;
+}
+
 on_both_runtimes!(
+    a_full_queue_refuses_at_once_and_writable_follows,
     a_hundred_peers_each_exchange_a_mebibyte_both_ways,
     a_per_peer_upload_limit_holds_within_five_percent,
     a_graceful_disconnect_delivers_every_queued_byte,
