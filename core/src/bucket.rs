@@ -94,6 +94,11 @@ impl Bucket {
         now.saturating_add(u64::try_from(wait).unwrap_or(u64::MAX))
     }
 
+    /// The most tokens the bucket holds.
+    pub(crate) fn burst(&self) -> u64 {
+        self.burst
+    }
+
     /// How many tokens a throttled user should wait for before it is woken: enough to make the
     /// wake-up worth a system call, never more than the burst.
     pub(crate) fn wake_amount(&self) -> u64 {

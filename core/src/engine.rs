@@ -101,9 +101,10 @@ pub struct Engine {
     pub(crate) per_ip: HashMap<IpAddr, usize>,
     pub(crate) pending_connects: usize,
     pub(crate) pool_waiters: VecDeque<PeerId>,
-    /// Peers holding a segment with a partial message while idle (see `Peer::holding_idle`).
+    /// Peers holding a segment with a partial message while idle (see `Peer::listed_idle`); each at most once.
     pub(crate) idle_holders: VecDeque<PeerId>,
     pub(crate) pool_retry_at: Option<Nanos>,
+    pub(crate) pool_backoff: Nanos,
     pub(crate) scratch: Vec<PeerId>,
     pub(crate) totals: Totals,
     pub(crate) shutting_down: bool,
@@ -119,6 +120,7 @@ pub(crate) struct Totals {
     pub(crate) inbound: u64,
     pub(crate) outbound: u64,
     pub(crate) refused: u64,
+    pub(crate) accept_errors: u64,
     pub(crate) failed_connects: u64,
     pub(crate) accepted: u64,
     pub(crate) written: u64,
@@ -150,6 +152,7 @@ impl Engine {
             pool_waiters: VecDeque::new(),
             idle_holders: VecDeque::new(),
             pool_retry_at: None,
+            pool_backoff: crate::transfer::POOL_RETRY,
             scratch: Vec::new(),
             totals: Totals::default(),
             shutting_down: false,
@@ -240,6 +243,17 @@ impl Engine {
     pub fn send(&mut self, peer: PeerId, data: Bytes, now: Instant) -> Result<(), SendError> {
         let now = self.clock.observe(now);
         self.send_at(peer, data, now)
+    }
+
+    /// Like [`send`](Self::send), but a refusal is reported in order with the peer's other events,
+    /// as [`Event::SendRefused`] carrying the message back: for drivers whose `send` does not wait
+    /// for the engine.
+    pub fn send_or_report(&mut self, peer: PeerId, data: Bytes, now: Instant) {
+        let now = self.clock.observe(now);
+        if let Err(error) = self.send_at(peer, data.clone(), now) {
+            self.events
+                .push_back(Event::SendRefused { peer, error, data });
+        }
     }
 
     /// Queues the same message for every peer in `peers` (one `Bytes`, shared, no copy). Returns
@@ -429,7 +443,23 @@ impl Engine {
             }
             p.deadlines.set(kind, Some(at));
             self.timers.push(at, peer, kind);
+            if self.timers.len() > self.timers_bound() {
+                // Entries of closed peers and superseded deadlines wait in the heap until they come
+                // due; under connection churn drop them now (amortised O(1) per arm).
+                let peers = &self.peers;
+                self.timers.retain(|id, kind, at| {
+                    peers
+                        .get(id.slot())
+                        .is_some_and(|p| p.id == id && p.deadlines.get(kind) == Some(at))
+                });
+            }
         }
+    }
+
+    /// Most timer entries kept before stale ones are purged: twice one live entry per kind per
+    /// peer.
+    pub(crate) fn timers_bound(&self) -> usize {
+        2 * (self.peers.len() + 8) * crate::timer::TimerKind::COUNT
     }
 
     /// Emits `Io::Interest` if what the peer wants changed.

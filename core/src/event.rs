@@ -138,6 +138,24 @@ pub enum Event {
         /// The socket error.
         error: io::ErrorKind,
     },
+    /// A listener failed to accept (e.g. `EMFILE`); it stays open and the driver retries after a
+    /// back-off.
+    AcceptFailed {
+        /// The listener.
+        listener: ListenerId,
+        /// The socket error.
+        error: io::ErrorKind,
+    },
+    /// A message given to [`Engine::send_or_report`](crate::Engine::send_or_report) was refused;
+    /// nothing of it was queued.
+    SendRefused {
+        /// The peer it was for.
+        peer: PeerId,
+        /// Why.
+        error: crate::SendError,
+        /// The message, handed back.
+        data: Bytes,
+    },
     /// An inbound connection was refused by a limit; the socket has been dropped.
     Refused {
         /// The listener it arrived on.
@@ -232,6 +250,7 @@ impl Event {
             | Event::Sent { peer, .. }
             | Event::Writable { peer }
             | Event::ReadClosed { peer }
+            | Event::SendRefused { peer, .. }
             | Event::Disconnected { peer, .. } => Some(*peer),
             _ => None,
         }

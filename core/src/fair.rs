@@ -89,6 +89,11 @@ impl SharedBudget {
             return want;
         };
         let available = bucket.available(now);
+        if self.contended && self.waiting.is_empty() && available >= bucket.burst() {
+            // Nobody waits and nobody drew from the bucket for a whole refill: the contention is
+            // over. (A round in progress keeps the bucket below full, so this never cuts one.)
+            self.contended = false;
+        }
         if !self.contended {
             return want.min(available);
         }

@@ -45,6 +45,22 @@ impl Engine {
         }
     }
 
+    /// A listener's accept failed (e.g. `EMFILE`, too many open files). The listener stays open;
+    /// the driver backs off before accepting again. Reported as [`Event::AcceptFailed`].
+    pub fn handle_accept_error(
+        &mut self,
+        listener: ListenerId,
+        error: io::ErrorKind,
+        now: Instant,
+    ) {
+        self.clock.observe(now);
+        if self.listener(listener).is_some() {
+            self.totals.accept_errors += 1;
+            self.events
+                .push_back(Event::AcceptFailed { listener, error });
+        }
+    }
+
     /// A listener accepted a connection from `remote`. On `Ok` the peer is connected (an
     /// [`Event::Connected`] is queued) and the driver registers the socket under the id; on `Err`
     /// the driver drops the socket.
@@ -219,14 +235,27 @@ impl Engine {
         }
     }
 
-    /// Wakes peers waiting for a receive segment if one can be had.
+    /// Wakes peers waiting for a receive segment, as many as there are segments to be had. The
+    /// engine cannot see the application drop received data, so while nothing comes back it
+    /// probes the pool on a timer that backs off (2 ms doubling to 128 ms), waking nobody.
     pub(crate) fn retry_pool_waiters(&mut self, now: Nanos) {
-        if self.pool_retry_at.is_some_and(|at| at > now) && !self.pool.has_free() {
+        if self.pool_waiters.is_empty() {
+            self.pool_retry_at = None;
             return;
         }
-        self.pool_retry_at = None;
-        // Each woken peer tries once; whoever still finds the pool empty queues again.
-        for _ in 0..self.pool_waiters.len() {
+        let due = self.pool_retry_at.is_none_or(|at| at <= now);
+        if !due && !self.pool.has_free() {
+            return;
+        }
+        if !self.pool.has_free() {
+            // Reclaim one segment if the application has released one.
+            if let Some(segment) = self.pool.take(1) {
+                self.pool.give_back(segment);
+            }
+        }
+        let mut available = self.pool.usage().free;
+        let woke_any = available > 0;
+        while available > 0 {
             let Some(peer) = self.pool_waiters.pop_front() else {
                 break;
             };
@@ -234,9 +263,17 @@ impl Engine {
                 if p.blocks[DOWN] == Block::Pool {
                     p.blocks[DOWN] = Block::None;
                     self.update_interest(peer);
+                    available -= 1;
                 }
             }
         }
+        self.pool_backoff = if woke_any {
+            crate::transfer::POOL_RETRY
+        } else {
+            (self.pool_backoff * 2).min(crate::transfer::POOL_RETRY_MAX)
+        };
+        self.pool_retry_at =
+            (!self.pool_waiters.is_empty()).then(|| now.saturating_add(self.pool_backoff));
     }
 
     /// Drops a segment back into the pool, waking a peer that waits for one.

@@ -80,6 +80,7 @@ impl Engine {
             inbound_connections: t.inbound,
             outbound_connections: t.outbound,
             refused_connections: t.refused,
+            accept_errors: t.accept_errors,
             failed_connects: t.failed_connects,
             accepted_bytes: t.accepted,
             unsent_bytes: t.unsent,
@@ -111,6 +112,12 @@ impl Engine {
     /// Ids of every live peer (allocates; meant for tools and tests, not the hot path).
     pub fn peer_ids(&self) -> Vec<PeerId> {
         self.peers.iter().map(|(_, p)| p.id).collect()
+    }
+
+    /// Deadline entries held for timers (connect, idle, linger, budget refills), live or stale;
+    /// bounded by a small multiple of the live peers.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
     }
 
     /// True once `shutdown` was called and every peer has closed.
@@ -169,6 +176,13 @@ impl Engine {
         let pool = self.pool.usage();
         if pool.free + pool.lent + pool.reclaiming != pool.total || pool.lent != lent {
             return Err(format!("pool not conserved: {pool:?}, peers hold {lent}"));
+        }
+        if self.idle_holders.len() > 2 * self.peers.len() + 16 {
+            return Err(format!(
+                "{} idle holders for {} peers",
+                self.idle_holders.len(),
+                self.peers.len()
+            ));
         }
         if connecting != self.pending_connects {
             return Err(format!(

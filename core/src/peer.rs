@@ -90,9 +90,11 @@ pub(crate) struct Peer {
     pub(crate) eof: bool,
     /// The driver asked to stop reading (`pause_reading`).
     pub(crate) read_paused: bool,
-    /// Holds a segment with a partial message while its socket has nothing more: listed in
-    /// `Engine::idle_holders`, evictable under pool pressure.
-    pub(crate) holding_idle: bool,
+    /// Its socket had nothing more to read at the last read (and no read since).
+    pub(crate) idle: bool,
+    /// Listed in `Engine::idle_holders` (at most once): it held a partial message when it went
+    /// idle, so its segment may be evicted under pool pressure while it stays idle.
+    pub(crate) listed_idle: bool,
     /// `disconnect` was called while connecting: drain as soon as connected.
     pub(crate) close_when_connected: bool,
     pub(crate) interest: Interest,
@@ -138,7 +140,8 @@ impl Peer {
             notify_writable: false,
             eof: false,
             read_paused: false,
-            holding_idle: false,
+            idle: false,
+            listed_idle: false,
             close_when_connected: false,
             interest: Interest::default(),
             deadlines: PeerDeadlines::default(),

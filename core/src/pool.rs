@@ -12,7 +12,11 @@ use std::collections::VecDeque;
 /// How many retired segments one `take` examines before giving up (bounded work per call).
 const RECLAIM_TRIES: usize = 4;
 
-/// A segment as lent to a peer: `len()` is the usable, initialised room.
+/// A segment as lent to a peer. Its bytes are, in order: unparsed received data (the peer's
+/// `filled`), room already initialised by earlier use (up to `len()`), and spare capacity (up to
+/// `capacity()`). Readers that fill uninitialised memory (`Engine::read_buf_from`) use the spare
+/// capacity as it is; readers that need a `&mut [u8]` (`Engine::read_from`) initialise only the
+/// part of the room that is not yet. So a segment is never zeroed as a whole on reuse.
 pub(crate) type Segment = BytesMut;
 
 /// Counts describing the pool, for queries and invariant checks.
@@ -73,7 +77,7 @@ impl Pool {
     pub(crate) fn take(&mut self, room: usize) -> Option<Segment> {
         let room = room.clamp(1, self.segment_size);
         while let Some(segment) = self.free.pop() {
-            if segment.len() >= room {
+            if segment.capacity() >= room {
                 self.lent += 1;
                 return Some(segment);
             }
@@ -82,7 +86,6 @@ impl Pool {
         for _ in 0..RECLAIM_TRIES.min(self.reclaiming.len()) {
             let mut segment = self.reclaiming.pop_front()?;
             if segment.try_reclaim(self.segment_size) {
-                segment.resize(self.segment_size, 0);
                 self.lent += 1;
                 return Some(segment);
             }
@@ -91,12 +94,12 @@ impl Pool {
         None
     }
 
-    /// Takes back a lent segment. Its `len()` must be the room left (data handed on already split
-    /// off). A segment with too little room is retired for reclaiming.
+    /// Takes back a lent segment holding no data (what was received was split off and handed
+    /// on). One with too little room left is retired for reclaiming.
     pub(crate) fn give_back(&mut self, segment: Segment) {
         debug_assert!(self.lent > 0, "give_back without take");
         self.lent = self.lent.saturating_sub(1);
-        if segment.len() >= self.min_room {
+        if segment.capacity() >= self.min_room {
             self.free.push(segment);
         } else {
             self.retire(segment);
@@ -127,7 +130,7 @@ impl Pool {
 /// Allocates a segment in its shared form up front: the first `split_to` of a fresh `BytesMut`
 /// allocates its reference count, which would otherwise happen on the hot path.
 fn new_segment(segment_size: usize) -> Segment {
-    let mut segment = BytesMut::zeroed(segment_size);
+    let mut segment = BytesMut::with_capacity(segment_size);
     drop(segment.split_to(0));
     segment
 }
@@ -151,12 +154,13 @@ mod tests {
     fn a_segment_comes_back_once_the_application_drops_its_data() {
         let mut pool = Pool::new(1024, 1);
         let mut seg = pool.take(1).unwrap();
+        seg.resize(1024, 7);
         let held: Bytes = seg.split_to(1000).freeze();
         pool.give_back(seg);
         assert!(pool.take(1).is_none(), "all memory is still referenced");
         drop(held);
         let seg = pool.take(1).expect("reclaimed in place");
-        assert_eq!(seg.len(), 1024);
+        assert_eq!(seg.capacity(), 1024);
         assert!(conserved(&pool));
     }
 
@@ -202,8 +206,10 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Take(room) => {
-                        if let Some(seg) = pool.take(room) {
-                            prop_assert!(seg.len() >= room.min(1024));
+                        if let Some(mut seg) = pool.take(room) {
+                            prop_assert!(seg.capacity() >= room.min(1024));
+                            let cap = seg.capacity();
+                            seg.resize(cap, 1);
                             lent.push(seg);
                         }
                     }

@@ -100,6 +100,14 @@ struct Conn {
     closed: [bool; 2],
 }
 
+impl Conn {
+    /// Which end `peer` of node `n` is. The dialler is always `ends[0]`; a refused connection
+    /// has the dialler at both ends, and it is still side 0.
+    fn side(&self, n: NodeId, peer: PeerId) -> usize {
+        usize::from(self.ends[0] != End { node: n, peer })
+    }
+}
+
 #[derive(Debug)]
 struct Node {
     engine: Engine,
@@ -346,7 +354,7 @@ impl SimNet {
                 self.nodes[n].interest.remove(&peer);
                 if let Some(c) = self.nodes[n].conn_of.remove(&peer) {
                     if let Some(conn) = self.conns[c].as_mut() {
-                        let side = usize::from(conn.ends[1] == End { node: n, peer });
+                        let side = conn.side(n, peer);
                         conn.closed[side] = true;
                         // Closing with unread data, as in TCP, resets the connection.
                         if !conn.pipes[1 - side].data.is_empty() {
@@ -367,7 +375,7 @@ impl SimNet {
         };
         let now = self.now;
         if let Some(conn) = self.conns[c].as_mut() {
-            let side = usize::from(conn.ends[1] == End { node: n, peer });
+            let side = conn.side(n, peer);
             let pipe = &mut conn.pipes[side];
             if pipe.fin_at.is_none() {
                 let last = pipe.data.back().map_or(0, |(t, _)| *t);
@@ -458,7 +466,7 @@ impl SimNet {
         let Some(conn) = self.conns[c].as_mut() else {
             return false;
         };
-        let side = usize::from(conn.ends[1] == End { node: n, peer });
+        let side = conn.side(n, peer);
         let peer_gone = conn.ends[0] == conn.ends[1];
         if conn.closed[1 - side] {
             // Writing to a socket the other end dropped: the RST comes back.
@@ -510,7 +518,7 @@ impl SimNet {
         let Some(conn) = self.conns[c].as_mut() else {
             return false;
         };
-        let side = usize::from(conn.ends[1] == End { node: n, peer });
+        let side = conn.side(n, peer);
         // We read what the other end wrote.
         let pipe = &mut conn.pipes[1 - side];
         let mut moved = false;

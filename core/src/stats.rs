@@ -102,6 +102,8 @@ pub struct GlobalStats {
     pub outbound_connections: u64,
     /// Inbound connections refused by a limit.
     pub refused_connections: u64,
+    /// Accepts that failed with a socket error (e.g. too many open files).
+    pub accept_errors: u64,
     /// Outbound connects that failed.
     pub failed_connects: u64,
     /// Bytes accepted by `send` since the start (framing included).

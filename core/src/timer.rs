@@ -49,6 +49,15 @@ impl Timers {
         self.heap.push(Reverse(Entry { at, peer, kind }));
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Keeps only the entries `valid` accepts (used to drop entries of peers that are gone).
+    pub(crate) fn retain(&mut self, mut valid: impl FnMut(PeerId, TimerKind, Nanos) -> bool) {
+        self.heap.retain(|Reverse(e)| valid(e.peer, e.kind, e.at));
+    }
+
     /// The earliest entry's deadline (possibly stale: waking for it is harmless).
     pub(crate) fn next(&self) -> Option<Nanos> {
         self.heap.peek().map(|Reverse(e)| e.at)

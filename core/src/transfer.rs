@@ -7,12 +7,15 @@ use crate::peer::{Block, Phase, DOWN, UP};
 use crate::queue::MAX_SLICES;
 use crate::timer::TimerKind;
 use crate::{DisconnectReason, Event, PeerId, Transfer};
+use bytes::BytesMut;
 use std::io::{self, IoSlice};
 use std::time::Instant;
 
 /// How long a peer waits before retrying an exhausted pool (memory returns when the application
 /// drops received data, which the engine cannot observe).
-const POOL_RETRY: Nanos = 2_000_000;
+pub(crate) const POOL_RETRY: Nanos = 2_000_000;
+/// The longest wait between pool probes while nothing comes back.
+pub(crate) const POOL_RETRY_MAX: Nanos = 128_000_000;
 
 /// How many idle peers' partial messages one segment request may spill.
 const EVICTIONS_PER_TAKE: usize = 4;
@@ -22,57 +25,123 @@ impl Engine {
     /// budget; `read` fills a prefix of it (one non-blocking socket read) and returns the count,
     /// `Ok(0)` meaning EOF. Received messages are queued as [`Event::Received`].
     ///
-    /// Call it while the peer's [`Interest`](crate::Interest) has `read` and it returns
-    /// [`Transfer::Moved`]; it returns `WouldBlock` when the socket does, `Paused` when the engine
-    /// does not want to read now (budget, pool, state) and `Closed` when the peer is gone or will
-    /// read no more.
+    /// Call it while the peer's [`Interest`](crate::Interest) has `read`, until it returns
+    /// something other than [`Transfer::Moved`] or a read comes back shorter than the slice (the
+    /// socket is drained: with edge-triggered readiness, wait for the next edge). It returns
+    /// `WouldBlock` when the socket does, `Paused` when the engine does not want to read now
+    /// (budget, pool, state) and `Closed` when the peer is gone or will read no more.
+    ///
+    /// The slice must be initialised memory, which costs a memset of the room the first time a
+    /// segment is used; drivers whose socket API reads into uninitialised memory should prefer
+    /// [`read_buf_from`](Self::read_buf_from).
     pub fn read_from<F>(&mut self, peer: PeerId, now: Instant, read: F) -> Transfer
     where
         F: FnOnce(&mut [u8]) -> io::Result<usize>,
     {
         let now = self.clock.observe(now);
-        let Some(p) = self.peer_mut(peer) else {
-            return Transfer::Closed;
+        let want = match self.prepare_read(peer, now) {
+            Ok(want) => want,
+            Err(status) => return status,
+        };
+        let Some((segment, filled)) = self.read_target(peer) else {
+            return Transfer::Paused;
+        };
+        let end = filled + want;
+        if segment.len() < end {
+            // Initialise only the part of the room no earlier read has.
+            segment.resize(end, 0);
+        }
+        let result = read(&mut segment[filled..end]).map(|n| n.min(want));
+        self.finish_read(peer, result, want, now)
+    }
+
+    /// The read path for readers that fill uninitialised memory (Tokio's `try_read_buf`, or
+    /// `socket2` receives into spare capacity): the engine lends the segment's spare capacity as a
+    /// [`BufMut`](bytes::BufMut) limited to the download budget; `read` appends to it (one
+    /// non-blocking socket read) and returns the count, `Ok(0)` meaning EOF. Nothing is zeroed.
+    /// Otherwise exactly like [`read_from`](Self::read_from).
+    pub fn read_buf_from<F>(&mut self, peer: PeerId, now: Instant, read: F) -> Transfer
+    where
+        F: FnOnce(&mut bytes::buf::Limit<&mut BytesMut>) -> io::Result<usize>,
+    {
+        let now = self.clock.observe(now);
+        let want = match self.prepare_read(peer, now) {
+            Ok(want) => want,
+            Err(status) => return status,
+        };
+        let Some((segment, filled)) = self.read_target(peer) else {
+            return Transfer::Paused;
+        };
+        // Append right after the unparsed data: earlier initialised room is simply reused.
+        segment.truncate(filled);
+        let mut limited = bytes::BufMut::limit(&mut *segment, want);
+        let result = read(&mut limited);
+        // What was appended is the truth, whatever the closure returned.
+        let appended = segment.len() - filled;
+        let result = result.map(|n| if n == 0 { 0 } else { appended });
+        let result = match result {
+            Ok(0) if appended > 0 => Ok(appended),
+            other => other,
+        };
+        self.finish_read(peer, result, want, now)
+    }
+
+    /// Checks state and budgets and makes room; returns how many bytes the read may take.
+    fn prepare_read(&mut self, peer: PeerId, now: Nanos) -> Result<usize, Transfer> {
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return Err(Transfer::Closed);
         };
         if !p.may_read() {
-            return if p.phase == Phase::Connecting {
+            return Err(if p.phase == Phase::Connecting {
                 Transfer::Paused
             } else {
                 Transfer::Closed
-            };
+            });
         }
         if p.blocks[DOWN] != Block::None || p.read_paused {
-            return Transfer::Paused;
+            return Err(Transfer::Paused);
         }
-        p.holding_idle = false;
+        p.idle = false;
         let Some(budget) = self.budget(peer, DOWN, self.pool.segment_size() as u64, now) else {
-            return Transfer::Paused;
+            return Err(Transfer::Paused);
         };
         let budget = budget as usize;
         if !self.make_room(peer, budget, now) {
-            return Transfer::Paused;
+            return Err(Transfer::Paused);
         }
-        let Some(p) = self.peer_mut(peer) else {
-            return Transfer::Closed;
-        };
-        let start = p.filled;
-        let Some(segment) = p.segment.as_mut() else {
-            return Transfer::Paused;
-        };
-        let end = segment.len().min(start + budget);
-        match read(&mut segment[start..end]) {
+        let p = lookup(&mut self.peers, peer).ok_or(Transfer::Closed)?;
+        let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.filled);
+        Ok(budget.min(room))
+    }
+
+    fn read_target(&mut self, peer: PeerId) -> Option<(&mut crate::pool::Segment, usize)> {
+        let p = lookup(&mut self.peers, peer)?;
+        let filled = p.filled;
+        p.segment.as_mut().map(|s| (s, filled))
+    }
+
+    fn finish_read(
+        &mut self,
+        peer: PeerId,
+        result: io::Result<usize>,
+        want: usize,
+        now: Nanos,
+    ) -> Transfer {
+        match result {
             Ok(0) => {
                 self.on_eof(peer, now);
                 Transfer::Closed
             }
             Ok(n) => {
-                let n = n.min(end - start);
                 self.on_read(peer, n, now);
-                if self.peer_ref(peer).is_some() {
-                    Transfer::Moved(n)
-                } else {
-                    Transfer::Closed
+                if self.peer_ref(peer).is_none() {
+                    return Transfer::Closed;
                 }
+                if n < want {
+                    // A short read drained the socket: the peer is idle until the next edge.
+                    self.release_idle_segment(peer);
+                }
+                Transfer::Moved(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.release_idle_segment(peer);
@@ -199,7 +268,7 @@ impl Engine {
         let Some(p) = lookup(&mut self.peers, peer) else {
             return false;
         };
-        let room = p.segment.as_ref().map_or(0, |s| s.len() - p.filled);
+        let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.filled);
         if room >= min_room {
             return true;
         }
@@ -239,7 +308,12 @@ impl Engine {
         };
         if let Some(mut old) = old {
             let carry = p.filled;
-            fresh[..carry].copy_from_slice(&old[..carry]);
+            if fresh.len() >= carry {
+                fresh[..carry].copy_from_slice(&old[..carry]);
+            } else {
+                fresh.clear();
+                fresh.extend_from_slice(&old[..carry]);
+            }
             bytes::Buf::advance(&mut old, carry);
             p.segment = Some(fresh);
             self.return_segment(old);
@@ -270,10 +344,10 @@ impl Engine {
             let Some(p) = lookup(&mut self.peers, id) else {
                 continue;
             };
-            if !p.holding_idle {
+            p.listed_idle = false;
+            if !p.idle {
                 continue;
             }
-            p.holding_idle = false;
             let Some(mut segment) = p.segment.take() else {
                 continue;
             };
@@ -294,7 +368,7 @@ impl Engine {
         p.blocks[DOWN] = Block::Pool;
         self.pool_waiters.push_back(peer);
         if self.pool_retry_at.is_none() {
-            self.pool_retry_at = Some(now.saturating_add(POOL_RETRY));
+            self.pool_retry_at = Some(now.saturating_add(self.pool_backoff));
         }
         self.update_interest(peer);
     }
@@ -305,13 +379,23 @@ impl Engine {
         let Some(p) = lookup(&mut self.peers, peer) else {
             return;
         };
+        p.idle = true;
         if p.filled == 0 {
             if let Some(segment) = p.segment.take() {
                 self.return_segment(segment);
             }
-        } else if p.segment.is_some() && !p.holding_idle {
-            p.holding_idle = true;
+        } else if p.segment.is_some() && !p.listed_idle {
+            p.listed_idle = true;
             self.idle_holders.push_back(peer);
+            // Entries of peers that closed while listed are dropped here, amortised O(1).
+            if self.idle_holders.len() > 2 * self.peers.len() + 16 {
+                let peers = &self.peers;
+                self.idle_holders.retain(|id| {
+                    peers
+                        .get(id.slot())
+                        .is_some_and(|p| p.id == *id && p.listed_idle)
+                });
+            }
         }
     }
 

@@ -566,3 +566,28 @@ fn connections_past_max_peers_and_max_per_ip_are_refused_while_others_carry_on()
     assert_eq!(received, 3);
     net.engine(server).check_invariants().unwrap();
 }
+
+#[test]
+fn a_refused_connection_ends_at_the_dialler() {
+    let mut net = net(12);
+    let server = net
+        .add_node(Config {
+            max_peers: 1,
+            ..Config::default()
+        })
+        .unwrap();
+    let client = net.add_node(Config::default()).unwrap();
+    let addr = net.listen(server).unwrap();
+    let now = net.now();
+    net.engine(client).connect(addr, now).unwrap();
+    let refused = net.engine(client).connect(addr, now).unwrap();
+    let mut ended = None;
+    net.run_for(Duration::from_secs(1), |node, _, e, _| {
+        if let Event::Disconnected { peer, reason, .. } = e {
+            if node == client && peer == refused {
+                ended = Some(reason);
+            }
+        }
+    });
+    assert_eq!(ended, Some(DisconnectReason::Remote));
+}

@@ -178,3 +178,31 @@ fn a_paused_peer_is_not_read_until_resumed() {
         Transfer::Moved(1)
     );
 }
+
+#[test]
+fn refused_pipelined_sends_and_accept_errors_are_reported_as_events() {
+    let now = Instant::now();
+    let config = Config {
+        framing: Framing::Delimited(0),
+        ..Config::default()
+    };
+    let mut engine = Engine::new(config).unwrap();
+    let listener = engine.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    engine.handle_listening(listener, "127.0.0.1:7000".parse().unwrap(), now);
+    engine.handle_accept_error(listener, std::io::ErrorKind::Other, now);
+    let peer = engine
+        .handle_accepted(listener, "127.0.0.1:7001".parse().unwrap(), now)
+        .unwrap();
+    engine.send_or_report(peer, "fine".into(), now);
+    engine.send_or_report(peer, "bad\0".into(), now);
+    let events = drain_events(&mut engine);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::AcceptFailed { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::SendRefused { error: openp2p_core::SendError::DelimiterInPayload, data, .. } if data == "bad\0"
+    )));
+    assert_eq!(engine.global_stats().accept_errors, 1);
+    assert_eq!(engine.stats(peer).unwrap().queued, 5);
+}

@@ -1,0 +1,184 @@
+//! Regressions for defects found in review: bounded bookkeeping under churn and steady traffic,
+//! contention that ends, and no busy waking while the pool is exhausted.
+
+use openp2p_core::{
+    Config, Engine, Event, Framing, Io, Limits, ListenerId, PeerId, Rate, Transfer,
+};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+fn engine(config: Config, now: Instant) -> (Engine, ListenerId) {
+    let mut engine = Engine::new(config).unwrap();
+    let listener = engine.listen("127.0.0.1:1".parse().unwrap()).unwrap();
+    engine.handle_listening(listener, "127.0.0.1:1".parse().unwrap(), now);
+    (engine, listener)
+}
+
+fn accept(engine: &mut Engine, listener: ListenerId, i: u32, now: Instant) -> PeerId {
+    let addr = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i), 5000));
+    engine.handle_accepted(listener, addr, now).unwrap()
+}
+
+fn feed(engine: &mut Engine, peer: PeerId, bytes: &[u8], now: Instant) -> Transfer {
+    engine.read_from(peer, now, |buf| {
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    })
+}
+
+fn would_block(engine: &mut Engine, peer: PeerId, now: Instant) -> Transfer {
+    engine.read_from(peer, now, |_| Err(io::ErrorKind::WouldBlock.into()))
+}
+
+fn drain(engine: &mut Engine) -> Vec<Io> {
+    while engine.poll_event().is_some() {}
+    std::iter::from_fn(|| engine.poll_io()).collect()
+}
+
+#[test]
+fn a_stream_of_straddling_messages_keeps_the_bookkeeping_bounded() {
+    let now = Instant::now();
+    let (mut engine, listener) = engine(
+        Config {
+            framing: Framing::LengthPrefixed,
+            ..Config::default()
+        },
+        now,
+    );
+    let peer = accept(&mut engine, listener, 1, now);
+    feed(&mut engine, peer, &[0, 0, 0, 2, b'a'], now);
+    for _ in 0..20_000 {
+        assert_eq!(would_block(&mut engine, peer, now), Transfer::WouldBlock);
+        assert_eq!(
+            feed(&mut engine, peer, &[b'b', 0, 0, 0, 2, b'a'], now),
+            Transfer::Moved(6)
+        );
+        drain(&mut engine);
+    }
+    engine.check_invariants().unwrap();
+}
+
+#[test]
+fn connection_churn_does_not_grow_the_timer_heap() {
+    let now = Instant::now();
+    let (mut engine, listener) = engine(
+        Config {
+            max_peers: 10,
+            ..Config::default()
+        },
+        now,
+    );
+    for i in 0..50_000u32 {
+        let t = now + Duration::from_micros(u64::from(i));
+        let peer = accept(&mut engine, listener, i, t);
+        engine.handle_error(peer, io::ErrorKind::ConnectionReset, t);
+        drain(&mut engine);
+    }
+    assert_eq!(engine.peer_count(), 0);
+    assert!(
+        engine.pending_timers() <= 200,
+        "{} timer entries",
+        engine.pending_timers()
+    );
+}
+
+#[test]
+fn global_contention_ends_once_the_bucket_refills_with_nobody_waiting() {
+    let now = Instant::now();
+    let global = Limits::download(Rate::per_second(1_000_000).with_burst(10_000));
+    let (mut engine, listener) = engine(
+        Config {
+            global_limits: global,
+            ..Config::default()
+        },
+        now,
+    );
+    let first = accept(&mut engine, listener, 1, now);
+    drain(&mut engine);
+    let big = vec![1u8; 20_000];
+    while let Transfer::Moved(_) = feed(&mut engine, first, &big, now) {}
+    let t = now + Duration::from_millis(20);
+    engine.handle_timeout(t);
+    drain(&mut engine);
+    assert_eq!(feed(&mut engine, first, &[1; 100], t), Transfer::Moved(100));
+    assert_eq!(would_block(&mut engine, first, t), Transfer::WouldBlock);
+    let later = now + Duration::from_secs(1);
+    engine.handle_timeout(later);
+    let newcomer = accept(&mut engine, listener, 2, later);
+    drain(&mut engine);
+    assert_eq!(
+        feed(&mut engine, newcomer, &[1; 100], later),
+        Transfer::Moved(100)
+    );
+}
+
+#[test]
+fn an_exhausted_pool_does_not_wake_every_waiter_on_every_retry() {
+    let now = Instant::now();
+    let config = Config {
+        segment_size: 4096,
+        pool_segments: 2,
+        ..Config::default()
+    };
+    let (mut engine, listener) = engine(config, now);
+    let peers: Vec<PeerId> = (0..200)
+        .map(|i| accept(&mut engine, listener, i, now))
+        .collect();
+    drain(&mut engine);
+    // Two peers fill a segment each; the application keeps that data.
+    let mut held = Vec::new();
+    for &p in &peers[..2] {
+        assert_eq!(feed(&mut engine, p, &[7; 4096], now), Transfer::Moved(4096));
+        // The next read finds the segment full: it goes back to the pool (this reader then
+        // waits for memory, or sees WouldBlock).
+        let next = would_block(&mut engine, p, now);
+        assert!(
+            matches!(next, Transfer::WouldBlock | Transfer::Paused),
+            "{next:?}"
+        );
+        while let Some(e) = engine.poll_event() {
+            if let Event::Received { data, .. } = e {
+                held.push(data);
+            }
+        }
+    }
+    for &p in &peers[2..] {
+        assert_eq!(feed(&mut engine, p, &[1; 10], now), Transfer::Paused);
+    }
+    drain(&mut engine);
+    // A driver following the contract for 100 ms of virtual time.
+    let mut interest_changes = 0;
+    let mut t = now;
+    while t < now + Duration::from_millis(100) {
+        let Some(deadline) = engine.poll_timeout() else {
+            break;
+        };
+        t = deadline.max(t + Duration::from_micros(100));
+        engine.handle_timeout(t);
+        for io in drain(&mut engine) {
+            if let Io::Interest { peer, interest } = io {
+                interest_changes += 1;
+                if interest.read {
+                    let _ = feed(&mut engine, peer, &[1; 10], t);
+                }
+            }
+        }
+    }
+    assert!(
+        interest_changes < 10,
+        "{interest_changes} interest changes with the pool still exhausted"
+    );
+    // Once the application lets go, waiters are woken and read again.
+    drop(held);
+    engine.handle_timeout(t + Duration::from_millis(200));
+    let woken = drain(&mut engine)
+        .into_iter()
+        .filter(|io| matches!(io, Io::Interest { interest, .. } if interest.read))
+        .count();
+    assert!(
+        (1..=2).contains(&woken),
+        "{woken} woken for 2 free segments"
+    );
+}
