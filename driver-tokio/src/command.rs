@@ -65,6 +65,9 @@ pub(crate) enum Command {
     Shutdown {
         reply: Reply<()>,
     },
+    DriverStats {
+        reply: Reply<crate::DriverStats>,
+    },
     /// The stream was shut down or dropped: disconnect gracefully after its queued writes.
     StreamClosed {
         peer: PeerId,

@@ -97,6 +97,7 @@ mod shared;
 mod socket;
 mod stream;
 
+pub use driver::DriverStats;
 pub use error::{BindError, StartError, StreamError};
 pub use node::{Events, Node};
 pub use stream::PeerStream;

@@ -270,6 +270,12 @@ impl Node {
         self.ask(|reply| Command::GlobalStats { reply }).await
     }
 
+    /// Counters of the driver task's own work (wake-ups, socket turns, commands), `None` once
+    /// the node has stopped.
+    pub async fn driver_stats(&self) -> Option<crate::DriverStats> {
+        self.ask(|reply| Command::DriverStats { reply }).await
+    }
+
     /// Stops listening, abandons connects, disconnects every peer gracefully (flushing what was
     /// queued) and returns when the last one has closed (peers that do not close within
     /// `Config::linger_timeout` are cut). The event stream ends after

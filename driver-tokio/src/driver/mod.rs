@@ -35,6 +35,21 @@ const MAX_ROUNDS: usize = 16;
 /// Commands applied per round (the rest wait for the next round, keeping rounds short).
 const COMMANDS_PER_ROUND: usize = 4096;
 
+/// Counters of the driver task's own work, for tests and tuning
+/// ([`Node::driver_stats`](crate::Node::driver_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// Times the driver task was polled (woken).
+    pub polls: u64,
+    /// Socket turns: one readiness token serviced (a read, write or accept attempt sequence).
+    pub socket_turns: u64,
+    /// Commands applied.
+    pub commands: u64,
+    /// Engine deadlines handled.
+    pub timeouts: u64,
+}
+
 /// A connect attempt's outcome, reported by the task that performed it.
 type ConnectResult = (PeerId, io::Result<TcpStream>);
 
@@ -78,6 +93,7 @@ struct ListenerSlot {
 
 pub(crate) struct Driver {
     engine: Engine,
+    stats: DriverStats,
     config: Arc<Config>,
     /// Peers whose send mirror drained to the low-water mark after a refused send.
     writable_due: Vec<PeerId>,
@@ -129,6 +145,7 @@ impl Driver {
         let (connects_tx, connects_rx) = unbounded_channel();
         Driver {
             engine,
+            stats: DriverStats::default(),
             config,
             writable_due: Vec::new(),
             commands,
@@ -158,6 +175,7 @@ impl Driver {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.stats.polls += 1;
         for _ in 0..MAX_ROUNDS {
             let now = Instant::now();
             let busy = self.round(cx, now);
@@ -180,6 +198,7 @@ impl Driver {
         for _ in 0..COMMANDS_PER_ROUND {
             match self.commands.poll_recv(cx) {
                 Poll::Ready(Some(command)) => {
+                    self.stats.commands += 1;
                     self.apply(command, now);
                     self.drain(now);
                     busy = true;
@@ -203,6 +222,7 @@ impl Driver {
             busy = true;
         }
         if self.engine.poll_timeout().is_some_and(|at| at <= now) {
+            self.stats.timeouts += 1;
             self.engine.handle_timeout(now);
             self.drain(now);
             busy = true;
@@ -216,6 +236,7 @@ impl Driver {
         self.ready.take(cx.waker(), &mut work);
         if !work.is_empty() {
             busy = true;
+            self.stats.socket_turns += work.len() as u64;
             for token in work.drain(..) {
                 self.service(token, now);
             }
@@ -360,6 +381,9 @@ impl Driver {
             }
             Command::GlobalStats { reply } => {
                 let _ = reply.send(engine.global_stats());
+            }
+            Command::DriverStats { reply } => {
+                let _ = reply.send(self.stats);
             }
             Command::Shutdown { reply } => {
                 self.shutdown_waiters.push(reply);
