@@ -115,6 +115,19 @@ impl PeerLink {
         writable
     }
 
+    /// The engine refused a counted message (`Node::send`): give its count back; unless the
+    /// refusal was for space, the peer no longer takes sends.
+    pub(crate) fn refund(&self, payload: usize, error: SendError) {
+        if matches!(error, SendError::QueueFull { .. }) {
+            let mut state = self.lock();
+            state.queued = state
+                .queued
+                .saturating_sub(self.framing.framed_len(payload));
+        } else {
+            self.refused(payload);
+        }
+    }
+
     /// The engine refused a counted message of `payload` bytes: the peer no longer takes sends.
     pub(crate) fn refused(&self, payload: usize) {
         let mut state = self.lock();

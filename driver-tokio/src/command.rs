@@ -28,6 +28,9 @@ pub(crate) enum Command {
     Send {
         peer: PeerId,
         data: Bytes,
+        /// Written through the peer's stream (refusals close the stream's writing side) rather
+        /// than given to `Node::send` (refusals are reported as `Event::SendRefused`).
+        from_stream: bool,
     },
     /// One message admitted for each of these peers.
     SendMany {

@@ -86,6 +86,7 @@
 //! driver; the engine's connect timeout aborts them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod channel;
 mod command;

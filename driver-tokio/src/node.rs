@@ -141,9 +141,9 @@ impl Node {
     /// Answers at once, without waiting for the driver: the node keeps a mirror of every peer's
     /// send queue and applies the engine's own admission rule to it, so `QueueFull` (wait for
     /// [`Event::Writable`]), `FrameTooLarge`, `DelimiterInPayload`, `Closing` (after
-    /// `disconnect`) and `UnknownPeer` come back here. A message accepted while the peer is
-    /// being closed by the remote or an error is dropped with it (the peer's
-    /// [`Event::Disconnected`] follows).
+    /// `disconnect`) and `UnknownPeer` come back here. A message accepted here that the engine
+    /// then refuses (the peer started closing meanwhile) comes back as [`Event::SendRefused`]
+    /// with the data, in order with the peer's other events.
     pub fn send_now(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
         let link = self
             .shared
@@ -154,7 +154,11 @@ impl Node {
             .ok_or(SendError::UnknownPeer)?;
         link.admit(&data)?;
         self.commands
-            .send(Command::Send { peer, data })
+            .send(Command::Send {
+                peer,
+                data,
+                from_stream: false,
+            })
             .map_err(|_| SendError::UnknownPeer)
     }
 

@@ -190,6 +190,7 @@ impl AsyncWrite for PeerStream {
         let command = Command::Send {
             peer: self.link.peer,
             data,
+            from_stream: true,
         };
         if self.commands.send(command).is_err() {
             return Poll::Ready(Err(Self::broken_pipe()));

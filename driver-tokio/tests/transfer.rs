@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use openp2p_tokio::{
-    Config, DisconnectReason, Event, Framing, Limits, Node, PeerId, Rate, SendError,
+    Config, DisconnectReason, Event, Framing, Limits, Node, PeerId, PeerState, Rate, SendError,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -235,10 +235,57 @@ async fn send_answers_without_a_round_trip() {
     server.shutdown().await;
 }
 
+/// A message `send` accepted but the engine then refused (the remote closed meanwhile) comes
+/// back as `SendRefused` with its data; nothing is dropped silently.
+async fn a_send_refused_after_acceptance_is_reported() {
+    let (server, addr) = listening(Config::default()).await;
+    let client = Node::start(Config::default()).expect("valid config");
+    let peer = client.connect(addr).await.expect("accepted");
+    client
+        .set_limits(peer, Limits::upload(Rate::per_second(16 * 1024)))
+        .await
+        .expect("live");
+    client
+        .send_now(peer, Bytes::from(vec![0u8; 256 * 1024]))
+        .expect("queued");
+    let remote = inbound(&server).await;
+    server.disconnect(remote).await.expect("live");
+    // The client sees the remote's EOF and drains its slow queue: it is closing, which only
+    // its engine knows.
+    tokio::time::timeout(WAIT, async {
+        while client.peer_info(peer).await.map(|i| i.state) != Some(PeerState::Closing) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the client starts closing");
+    client
+        .send_now(peer, Bytes::from_static(b"late"))
+        .expect("the handle cannot know yet");
+    let (error, data) = wait_for(&client, |e| match e {
+        Event::SendRefused {
+            peer: p,
+            error,
+            data,
+        } if p == peer => Some((error, data)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((error, &data[..]), (SendError::Closing, &b"late"[..]));
+    assert_eq!(
+        client.send_now(peer, Bytes::from_static(b"x")),
+        Err(SendError::Closing)
+    );
+    client.abort(peer).await.expect("live");
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
 on_both_flavours!(
     hundred_peers_one_mib_each,
     upload_limit_holds,
     graceful_disconnect_flushes,
     abort_reports_unsent,
     send_answers_without_a_round_trip,
+    a_send_refused_after_acceptance_is_reported,
 );

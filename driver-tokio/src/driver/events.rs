@@ -81,6 +81,11 @@ impl Driver {
                 event => {
                     match &event {
                         Event::Writable { peer } => self.flush_backlog(*peer, now),
+                        Event::SendRefused { peer, error, data } => {
+                            if let Some(link) = self.link_of(&state.links, *peer) {
+                                link.refund(data.len(), *error);
+                            }
+                        }
                         Event::Disconnected { peer, reason, .. } => {
                             if let Some(link) = state.links.get(peer) {
                                 link.disconnected(*reason);

@@ -344,10 +344,16 @@ impl Driver {
                 }
                 let _ = reply.send(peer);
             }
-            Command::Send { peer, data } => self.send_admitted(peer, data, now),
+            Command::Send {
+                peer,
+                data,
+                from_stream: true,
+            } => self.send_admitted(peer, data, now),
+            // Refusals come back as `Event::SendRefused` (the mirror is refunded on delivery).
+            Command::Send { peer, data, .. } => engine.send_or_report(peer, data, now),
             Command::SendMany { peers, data } => {
-                for (peer, error) in engine.send_many(&peers, data.clone(), now) {
-                    self.send_refused(peer, data.clone(), error);
+                for peer in peers {
+                    engine.send_or_report(peer, data.clone(), now);
                 }
             }
             Command::PauseReading { peer } => {
@@ -438,7 +444,7 @@ impl Driver {
             .filter(|slot| slot.id == peer)
     }
 
-    /// Queues a message the send mirror admitted.
+    /// Queues a message a stream wrote (the send mirror admitted it).
     fn send_admitted(&mut self, peer: PeerId, data: Bytes, now: Instant) {
         if self
             .slot_mut(peer)

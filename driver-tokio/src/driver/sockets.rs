@@ -165,7 +165,8 @@ impl Driver {
             }
             let stream = &socket.stream;
             let moved = if reading {
-                engine.read_from(peer, now, |buf| stream.try_read(buf))
+                // Tokio reads into the segment's spare capacity: nothing to zero first.
+                engine.read_buf_from(peer, now, |buf| stream.try_read_buf(buf))
             } else {
                 engine.write_to(peer, now, |slices| match slices {
                     // `send` is cheaper than `writev` for the common single slice.
@@ -205,6 +206,7 @@ impl Driver {
         let mut cx = Context::from_waker(&listener.accept.waker);
         let mut accepted = Vec::new();
         let mut again = true;
+        let mut failure = None;
         for _ in 0..ACCEPTS_PER_TURN {
             match listener.listener.poll_accept(&mut cx) {
                 Poll::Pending => {
@@ -213,14 +215,18 @@ impl Driver {
                 }
                 Poll::Ready(Ok(connection)) => accepted.push(connection),
                 Poll::Ready(Err(e)) if is_transient(&e) => {}
-                Poll::Ready(Err(_)) => {
-                    // Out of descriptors or memory: retry later rather than spin.
+                Poll::Ready(Err(e)) => {
+                    // Out of descriptors or memory: report it, retry later rather than spin.
+                    failure = Some(e.kind());
                     again = false;
                     self.accept_retry.push(token);
                     self.accept_retry_at = Some(now + ACCEPT_BACKOFF);
                     break;
                 }
             }
+        }
+        if let Some(error) = failure {
+            self.engine.handle_accept_error(id, error, now);
         }
         for (stream, remote) in accepted {
             if let Ok(peer) = self.engine.handle_accepted(id, remote, now) {
