@@ -44,6 +44,10 @@ pub(crate) enum Command {
     SetGlobalLimits {
         limits: Limits,
     },
+    /// The peer's stream caught up: read again.
+    ResumeReading {
+        peer: PeerId,
+    },
     /// Deliver the peer's received data to this channel from now on.
     Attach {
         peer: PeerId,

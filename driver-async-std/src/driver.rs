@@ -53,6 +53,8 @@ pub struct Driver {
     timer: Timer,
     armed: Option<Instant>,
     pub(crate) limits: QueueLimits,
+    /// `Config::sent_events` as the application set it.
+    pub(crate) forward_sent: bool,
     pub(crate) options: SocketOptions,
     default_framing: Framing,
     send_many_ids: Vec<PeerId>,
@@ -67,6 +69,7 @@ impl Driver {
         events: Sender<Event>,
         table: Arc<PeerTable>,
         limits: QueueLimits,
+        forward_sent: bool,
     ) -> Driver {
         let config = engine.config();
         let options = SocketOptions {
@@ -90,6 +93,7 @@ impl Driver {
             timer: Timer::never(),
             armed: None,
             limits,
+            forward_sent,
             options,
             default_framing,
             send_many_ids: Vec::new(),
@@ -267,6 +271,9 @@ impl Driver {
                 let _ = self.engine.set_limits(peer, limits, now);
             }
             Command::SetGlobalLimits { limits } => self.engine.set_global_limits(limits, now),
+            Command::ResumeReading { peer } => {
+                let _ = self.engine.pause_reading(peer, false);
+            }
             Command::Attach { peer, data } => {
                 if let Some(p) = self.peer_mut(peer) {
                     p.stream = Some(data);

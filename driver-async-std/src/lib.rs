@@ -53,6 +53,7 @@
 //! [`Engine`]: openp2p_core::Engine
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod command;
 mod driver;

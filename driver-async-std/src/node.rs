@@ -15,7 +15,7 @@ use openp2p_core::{
 use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// What every clone of a [`Node`] and every [`PeerStream`] share: the way to the driver.
@@ -24,6 +24,8 @@ pub(crate) struct Handle {
     pub(crate) commands: Sender<Command>,
     pub(crate) table: Arc<PeerTable>,
     pub(crate) limits: QueueLimits,
+    /// The node's configuration, for the engine's admission rule.
+    pub(crate) config: Config,
 }
 
 impl Handle {
@@ -118,20 +120,30 @@ impl Node {
     /// once (`async_std::task::spawn(driver)`, `smol::spawn(driver).detach()`, ...). Nothing
     /// happens until it runs.
     pub fn new(config: Config) -> Result<(Node, Driver), ConfigError> {
-        let limits = QueueLimits {
-            high_water: config.send_queue_high_water as u64,
-            low_water: config.send_queue_low_water as u64,
-            max_frame: config.max_frame_size,
-        };
-        let engine = Engine::new(config)?;
+        let limits = QueueLimits::new(&config);
+        // The driver releases send credit on `Sent`, so the engine always reports it; the
+        // driver forwards it only if the application asked for it.
+        let forward_sent = config.sent_events;
+        let engine = Engine::new(Config {
+            sent_events: true,
+            ..config.clone()
+        })?;
         let (commands, command_rx) = async_channel::unbounded();
         let (event_tx, events) = async_channel::unbounded();
         let table = Arc::new(PeerTable::default());
-        let driver = Driver::new(engine, command_rx, event_tx, Arc::clone(&table), limits);
+        let driver = Driver::new(
+            engine,
+            command_rx,
+            event_tx,
+            Arc::clone(&table),
+            limits,
+            forward_sent,
+        );
         let handle = Arc::new(Handle {
             commands,
             table,
             limits,
+            config,
         });
         Ok((
             Node {
@@ -215,11 +227,11 @@ impl Node {
 
     /// [`send`](Self::send) for callers outside an async context.
     pub fn send_now(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
-        let limits = self.handle.limits;
+        let config = &self.handle.config;
         let credit = self
             .handle
             .table
-            .with(peer, |p| p.admit(&data, limits))
+            .with(peer, |p| p.admit(&data, config))
             .unwrap_or(Err(SendError::UnknownPeer))?;
         if self.handle.command(Command::Send { peer, data, credit }) {
             Ok(())
@@ -231,11 +243,11 @@ impl Node {
     /// Queues the same message for every peer in `peers` (one `Bytes`, shared, no copy). Returns
     /// the peers that refused it, with why; the others got it. Never waits.
     pub async fn send_many(&self, peers: &[PeerId], data: Bytes) -> SendManyFailures {
-        let limits = self.handle.limits;
+        let config = &self.handle.config;
         let mut failures = SendManyFailures::new();
         let mut admitted = Vec::with_capacity(peers.len());
         for &peer in peers {
-            match self.handle.table.with(peer, |p| p.admit(&data, limits)) {
+            match self.handle.table.with(peer, |p| p.admit(&data, config)) {
                 Some(Ok(credit)) => admitted.push((peer, credit)),
                 Some(Err(e)) => failures.push((peer, e)),
                 None => failures.push((peer, SendError::UnknownPeer)),
@@ -268,7 +280,7 @@ impl Node {
     fn closing_command(&self, peer: PeerId, command: Command) -> Result<(), UnknownId> {
         match self.handle.table.with(peer, |p| p.stop_accepting()) {
             Some(()) if self.handle.command(command) => Ok(()),
-            _ => unknown_id(peer),
+            _ => Err(UnknownId),
         }
     }
 
@@ -276,7 +288,7 @@ impl Node {
     pub async fn set_limits(&self, peer: PeerId, limits: Limits) -> Result<(), UnknownId> {
         match self.handle.table.with(peer, |_| ()) {
             Some(()) if self.handle.command(Command::SetLimits { peer, limits }) => Ok(()),
-            _ => unknown_id(peer),
+            _ => Err(UnknownId),
         }
     }
 
@@ -358,30 +370,6 @@ impl Node {
             return Err(StreamError::UnknownPeer);
         }
         Ok(PeerStream::new(Arc::clone(&self.handle), shared, receiver))
-    }
-}
-
-/// The engine's `UnknownId` for a command naming a peer this node does not know. `UnknownId` is
-/// `#[non_exhaustive]` without a constructor, so it is obtained once from a minimal engine that
-/// knows no peer (see /work/notes/core-requests-asyncstd.md).
-fn unknown_id(peer: PeerId) -> Result<(), UnknownId> {
-    static UNKNOWN: OnceLock<Option<UnknownId>> = OnceLock::new();
-    let probe = || {
-        let config = Config {
-            segment_size: openp2p_core::MIN_SEGMENT_SIZE,
-            pool_segments: 1,
-            ..Config::default()
-        };
-        Engine::new(config)
-            .ok()?
-            .abort(peer, std::time::Instant::now())
-            .err()
-    };
-    match UNKNOWN.get_or_init(probe) {
-        Some(e) => Err(*e),
-        // A fresh engine knows no peer, so the probe always yields the error; were it not to,
-        // the command is a no-op, which is what `Ok` on a vanished peer would mean anyway.
-        None => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::wake::Token;
 use async_io::Async;
 use openp2p_core::{Event, Io};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Driver {
@@ -39,11 +40,25 @@ impl Driver {
                 let Some(stream) = &p.stream else {
                     return self.emit(Event::Received { peer, data });
                 };
+                let len = data.len() as u64;
                 match stream.try_send(data) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        if p.shared.routed(len) {
+                            // The stream fell behind: stop reading this peer until it catches up.
+                            let shared = Arc::clone(&p.shared);
+                            let _ = self.engine.pause_reading(peer, true);
+                            if shared.paused() {
+                                let _ = self.engine.pause_reading(peer, false);
+                            }
+                        }
+                        return;
+                    }
                     Err(e) => {
                         // The stream was dropped: its peer's data goes back to the events.
                         p.stream = None;
+                        if p.shared.abandoned() {
+                            let _ = self.engine.pause_reading(peer, false);
+                        }
                         Event::Received {
                             peer,
                             data: e.into_inner(),
@@ -51,11 +66,20 @@ impl Driver {
                     }
                 }
             }
+            Event::ReadClosed { peer } => {
+                // Half-close: the stream reads EOF; writing to the peer goes on.
+                if let Some(p) = self.peer_mut(peer) {
+                    p.stream = None;
+                }
+                Event::ReadClosed { peer }
+            }
             Event::Sent { peer, bytes } => {
                 let writable = self
                     .peer_mut(peer)
                     .is_some_and(|p| p.shared.release(bytes as u64, limits));
-                self.emit(Event::Sent { peer, bytes });
+                if self.forward_sent {
+                    self.emit(Event::Sent { peer, bytes });
+                }
                 if writable {
                     self.emit(Event::Writable { peer });
                 }

@@ -9,18 +9,34 @@
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
-use openp2p_core::{DisconnectReason, Framing, PeerId, SendError};
+use openp2p_core::{Config, DisconnectReason, Framing, PeerId, SendError};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-/// The queue limits every peer's credit is checked against (from the node's `Config`).
+/// The queue limits a stream's room and the `Writable` report use (from the node's `Config`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueLimits {
     pub(crate) high_water: u64,
     pub(crate) low_water: u64,
     pub(crate) max_frame: usize,
 }
+
+impl QueueLimits {
+    pub(crate) fn new(config: &Config) -> QueueLimits {
+        QueueLimits {
+            high_water: config.send_queue_high_water as u64,
+            low_water: config.send_queue_low_water as u64,
+            max_frame: config.max_frame_size,
+        }
+    }
+}
+
+/// A stream with this many received bytes unread pauses its peer's reading (the TCP window then
+/// throttles the sender) ...
+const STREAM_UNREAD_HIGH: u64 = 1 << 20;
+/// ... until it has caught up to this many.
+const STREAM_UNREAD_LOW: u64 = 256 * 1024;
 
 /// One peer's state shared between handles and the driver.
 #[derive(Debug)]
@@ -36,20 +52,14 @@ pub(crate) struct PeerShared {
     closed: AtomicBool,
     /// A `PeerStream` is alive for this peer.
     attached: AtomicBool,
+    /// Bytes routed to the peer's stream and not yet read from it.
+    unread: AtomicU64,
+    /// The driver paused the peer's reading because its stream fell behind.
+    read_paused: AtomicBool,
     /// Wakes a stream waiting for credit, a flush or the close.
     pub(crate) writer: AtomicWaker,
     /// Why the peer closed, once it has.
     reason: Mutex<Option<DisconnectReason>>,
-}
-
-/// Wire length of a payload once framed (the engine counts framing in its queue and `Sent`).
-pub(crate) fn framed_len(framing: Framing, payload: usize) -> u64 {
-    let overhead = match framing {
-        Framing::Raw => 0,
-        Framing::LengthPrefixed => 4,
-        Framing::Delimited(_) => 1,
-    };
-    (payload + overhead) as u64
 }
 
 impl PeerShared {
@@ -62,43 +72,33 @@ impl PeerShared {
             notify_writable: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             attached: AtomicBool::new(false),
+            unread: AtomicU64::new(0),
+            read_paused: AtomicBool::new(false),
             writer: AtomicWaker::new(),
             reason: Mutex::new(None),
         })
     }
 
-    /// Checks a message the way the engine will and takes its credit. Returns the framed length
-    /// the driver must give back when the bytes are written or dropped.
-    pub(crate) fn admit(&self, data: &Bytes, limits: QueueLimits) -> Result<u64, SendError> {
+    /// Checks a message with the engine's own rule ([`Config::admit`]) against this peer's credit
+    /// and takes the credit. Returns the framed length the driver gives back when the bytes are
+    /// written or dropped.
+    pub(crate) fn admit(&self, data: &Bytes, config: &Config) -> Result<u64, SendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(SendError::UnknownPeer);
         }
         if !self.accepting.load(Ordering::Acquire) {
             return Err(SendError::Closing);
         }
-        match self.framing {
-            Framing::Raw => {}
-            _ if data.len() > limits.max_frame => {
-                return Err(SendError::FrameTooLarge {
-                    len: data.len() as u64,
-                    max: limits.max_frame as u64,
-                })
-            }
-            Framing::Delimited(d) if data.contains(&d) => {
-                return Err(SendError::DelimiterInPayload)
-            }
-            _ => {}
-        }
-        let len = framed_len(self.framing, data.len());
         let mut queued = self.queued.load(Ordering::Acquire);
         loop {
-            if queued > 0 && queued + len > limits.high_water {
-                self.notify_writable.store(true, Ordering::Release);
-                return Err(SendError::QueueFull {
-                    queued,
-                    limit: limits.high_water,
-                });
-            }
+            let len = match config.admit(self.framing, data, queued) {
+                Ok(len) => len,
+                Err(full @ SendError::QueueFull { .. }) => {
+                    self.notify_writable.store(true, Ordering::Release);
+                    return Err(full);
+                }
+                Err(e) => return Err(e),
+            };
             match self.queued.compare_exchange_weak(
                 queued,
                 queued + len,
@@ -115,7 +115,7 @@ impl PeerShared {
     /// modes cap at the frame limit.
     pub(crate) fn room(&self, limits: QueueLimits) -> usize {
         let queued = self.queued.load(Ordering::Acquire);
-        let overhead = framed_len(self.framing, 0);
+        let overhead = self.framing.overhead() as u64;
         let room = if queued == 0 {
             limits.high_water.max(overhead + 1)
         } else {
@@ -173,6 +173,39 @@ impl PeerShared {
             }
             _ => Ok(0),
         }
+    }
+
+    /// The driver routed `n` bytes to the stream. True when the stream has fallen so far behind
+    /// that reading must pause; the caller then pauses it and calls [`paused`](Self::paused).
+    pub(crate) fn routed(&self, n: u64) -> bool {
+        let unread = self.unread.fetch_add(n, Ordering::SeqCst) + n;
+        unread > STREAM_UNREAD_HIGH && !self.read_paused.load(Ordering::SeqCst)
+    }
+
+    /// The driver has just paused reading. True if the stream caught up meanwhile: the caller
+    /// resumes at once (exactly one of driver and stream resumes, whoever clears the flag).
+    pub(crate) fn paused(&self) -> bool {
+        self.read_paused.store(true, Ordering::SeqCst);
+        self.unread.load(Ordering::SeqCst) <= STREAM_UNREAD_LOW
+            && self.read_paused.swap(false, Ordering::SeqCst)
+    }
+
+    /// The stream consumed `n` bytes. True when reading was paused and must resume now.
+    pub(crate) fn consumed(&self, n: u64) -> bool {
+        let before = self
+            .unread
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n))
+            })
+            .unwrap_or_else(|u| u);
+        before.saturating_sub(n) <= STREAM_UNREAD_LOW
+            && self.read_paused.swap(false, Ordering::SeqCst)
+    }
+
+    /// The stream is gone: nothing is buffered for it any more. True when reading must resume.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.unread.store(0, Ordering::SeqCst);
+        self.read_paused.swap(false, Ordering::SeqCst)
     }
 
     /// Claims the peer's single stream slot.
@@ -244,6 +277,15 @@ mod tests {
         max_frame: 64,
     };
 
+    fn config() -> Config {
+        Config {
+            send_queue_high_water: 100,
+            send_queue_low_water: 40,
+            max_frame_size: 64,
+            ..Config::default()
+        }
+    }
+
     /// A real peer id (ids cannot be made outside the engine).
     fn peer() -> PeerId {
         let mut engine = Engine::new(Config::default()).expect("default config");
@@ -255,15 +297,15 @@ mod tests {
     #[test]
     fn the_credit_refuses_what_the_engine_would_refuse_and_reports_writable_at_low_water() {
         let shared = PeerShared::new(peer(), Framing::LengthPrefixed);
-        assert_eq!(shared.admit(&Bytes::from(vec![0; 60]), LIMITS), Ok(64));
+        assert_eq!(shared.admit(&Bytes::from(vec![0; 60]), &config()), Ok(64));
         assert_eq!(
-            shared.admit(&Bytes::from(vec![0; 40]), LIMITS),
+            shared.admit(&Bytes::from(vec![0; 40]), &config()),
             Err(SendError::QueueFull {
                 queued: 64,
                 limit: 100
             })
         );
-        assert_eq!(shared.admit(&Bytes::from(vec![0; 30]), LIMITS), Ok(34));
+        assert_eq!(shared.admit(&Bytes::from(vec![0; 30]), &config()), Ok(34));
         assert_eq!(shared.queued(), 98);
         assert!(
             !shared.release(50, LIMITS),
@@ -281,11 +323,11 @@ mod tests {
     fn one_message_is_always_admitted_into_an_empty_queue() {
         let shared = PeerShared::new(peer(), Framing::Raw);
         assert_eq!(
-            shared.admit(&Bytes::from(vec![0; 1_000]), LIMITS),
+            shared.admit(&Bytes::from(vec![0; 1_000]), &config()),
             Ok(1_000)
         );
         assert!(matches!(
-            shared.admit(&Bytes::from_static(b"x"), LIMITS),
+            shared.admit(&Bytes::from_static(b"x"), &config()),
             Err(SendError::QueueFull { .. })
         ));
     }
@@ -294,12 +336,12 @@ mod tests {
     fn frame_and_delimiter_errors_are_reported_before_any_credit_is_taken() {
         let framed = PeerShared::new(peer(), Framing::LengthPrefixed);
         assert_eq!(
-            framed.admit(&Bytes::from(vec![0; 65]), LIMITS),
+            framed.admit(&Bytes::from(vec![0; 65]), &config()),
             Err(SendError::FrameTooLarge { len: 65, max: 64 })
         );
         let delimited = PeerShared::new(peer(), Framing::Delimited(b'\n'));
         assert_eq!(
-            delimited.admit(&Bytes::from_static(b"a\nb"), LIMITS),
+            delimited.admit(&Bytes::from_static(b"a\nb"), &config()),
             Err(SendError::DelimiterInPayload)
         );
         assert_eq!(framed.queued() + delimited.queued(), 0);
@@ -310,12 +352,12 @@ mod tests {
         let shared = PeerShared::new(peer(), Framing::Raw);
         shared.stop_accepting();
         assert_eq!(
-            shared.admit(&Bytes::from_static(b"x"), LIMITS),
+            shared.admit(&Bytes::from_static(b"x"), &config()),
             Err(SendError::Closing)
         );
         shared.mark_closed(Some(DisconnectReason::Io(io::ErrorKind::ConnectionReset)));
         assert_eq!(
-            shared.admit(&Bytes::from_static(b"x"), LIMITS),
+            shared.admit(&Bytes::from_static(b"x"), &config()),
             Err(SendError::UnknownPeer)
         );
         assert_eq!(
@@ -328,10 +370,41 @@ mod tests {
     fn a_stream_writes_at_most_the_room_left() {
         let shared = PeerShared::new(peer(), Framing::Raw);
         assert_eq!(shared.room(LIMITS), 100);
-        assert_eq!(shared.admit(&Bytes::from(vec![0; 70]), LIMITS), Ok(70));
+        assert_eq!(shared.admit(&Bytes::from(vec![0; 70]), &config()), Ok(70));
         assert_eq!(shared.room(LIMITS), 30);
         let framed = PeerShared::new(peer(), Framing::LengthPrefixed);
         assert_eq!(framed.room(LIMITS), 64, "capped at the frame limit");
+    }
+
+    #[test]
+    fn a_lagging_stream_pauses_reading_and_exactly_one_side_resumes_it() {
+        let shared = PeerShared::new(peer(), Framing::Raw);
+        assert!(
+            !shared.routed(STREAM_UNREAD_HIGH),
+            "at the mark, not past it"
+        );
+        assert!(shared.routed(1), "past the mark: pause");
+        assert!(!shared.paused(), "still behind: stays paused");
+        assert!(
+            !shared.consumed(STREAM_UNREAD_HIGH / 2),
+            "not caught up yet"
+        );
+        assert!(
+            shared.consumed(STREAM_UNREAD_HIGH),
+            "caught up: the stream resumes"
+        );
+        assert!(!shared.consumed(1), "resumed once");
+        // The stream catches up between the driver's decision and its pause: the driver resumes.
+        assert!(shared.routed(2 * STREAM_UNREAD_HIGH));
+        assert!(
+            !shared.consumed(2 * STREAM_UNREAD_HIGH),
+            "not paused yet: nothing to resume"
+        );
+        assert!(
+            shared.paused(),
+            "the driver sees the stream caught up and resumes itself"
+        );
+        assert!(!shared.abandoned(), "nothing left paused");
     }
 
     #[test]

@@ -24,6 +24,11 @@ use std::task::{Context, Poll};
 /// mark. `flush` waits until the socket has taken every byte written; `close` disconnects
 /// gracefully and waits for the same.
 ///
+/// A stream that falls more than 1 MiB behind pauses its peer's reading (the TCP window then
+/// throttles the sender) until it has caught up, so a slow reader holds neither unbounded memory
+/// nor the shared receive pool. With `Config::half_close`, the remote's EOF ends the reading side
+/// (`read` returns 0) while writing goes on.
+///
 /// [`Framing::Raw`]: crate::Framing::Raw
 ///
 /// ```no_run
@@ -105,6 +110,10 @@ impl AsyncRead for PeerStream {
                 let n = buf.len().min(self.chunk.len());
                 buf[..n].copy_from_slice(&self.chunk[..n]);
                 self.chunk.advance(n);
+                if self.shared.consumed(n as u64) {
+                    let peer = self.shared.id;
+                    self.handle.command(Command::ResumeReading { peer });
+                }
                 return Poll::Ready(Ok(n));
             }
             match self.data.as_mut().poll_next(cx) {
@@ -134,7 +143,7 @@ impl AsyncWrite for PeerStream {
             if room > 0 {
                 let data = Bytes::copy_from_slice(&buf[..buf.len().min(room)]);
                 let len = data.len();
-                match self.shared.admit(&data, limits) {
+                match self.shared.admit(&data, &self.handle.config) {
                     Ok(credit) => {
                         let peer = self.shared.id;
                         if self.handle.command(Command::Send { peer, data, credit }) {
@@ -177,6 +186,10 @@ impl AsyncWrite for PeerStream {
 
 impl Drop for PeerStream {
     fn drop(&mut self) {
+        if self.shared.abandoned() {
+            let peer = self.shared.id;
+            self.handle.command(Command::ResumeReading { peer });
+        }
         self.shared.detach();
     }
 }

@@ -296,7 +296,57 @@ async fn a_peer_stream_reads_and_writes_bytes(start: fn(Config) -> Node) {
     server.shutdown().await;
 }
 
+async fn a_lagging_stream_pauses_its_peer_instead_of_buffering(start: fn(Config) -> Node) {
+    const TOTAL: usize = 8 << 20;
+    let server = start(Config::default());
+    let addr = within("listen", server.listen(loopback()))
+        .await
+        .expect("listen");
+    let client = start(Config {
+        send_queue_high_water: 16 << 20,
+        ..Config::default()
+    });
+    let peer = within("connect", client.connect(addr))
+        .await
+        .expect("connect");
+    let remote = inbound(&server).await;
+    let mut stream = server.stream(remote).expect("stream");
+    let data = common::pattern(11, TOTAL);
+    for start in (0..TOTAL).step_by(1 << 20) {
+        within(
+            "send",
+            client.send(peer, data.slice(start..start + (1 << 20))),
+        )
+        .await
+        .expect("send");
+    }
+    // Nobody reads the stream: once a mebibyte is buffered for it, reading pauses.
+    let received = || async {
+        within("stats", server.global_stats())
+            .await
+            .expect("running")
+            .received
+            .bytes
+    };
+    while received().await < 1 << 20 {}
+    for _ in 0..50 {
+        let now = received().await;
+        assert!(
+            now <= 3 << 19,
+            "{now} bytes read for a stream that reads nothing"
+        );
+    }
+    let mut got = vec![0; TOTAL];
+    within("read everything", stream.read_exact(&mut got))
+        .await
+        .expect("read_exact");
+    assert!(got == data, "the stream delivers every byte in order");
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
 on_both_runtimes!(
+    a_lagging_stream_pauses_its_peer_instead_of_buffering,
     lifecycle_events_are_paired_and_ordered,
     a_closed_port_yields_connect_failed,
     a_taken_address_reports_the_bind_error,
