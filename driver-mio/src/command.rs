@@ -1,7 +1,10 @@
 //! What the handle asks of the IO thread.
 
 use crate::error::{BindError, DialError};
-use crate::{Bytes, ConnectFailure, DriverStats, Engine, Framing, Limits, PeerId, SendError};
+use crate::{
+    Bytes, ConnectFailure, DriverStats, Engine, Framing, Limits, PeerId, SendError,
+    SendManyFailures,
+};
 use std::net::SocketAddr;
 use std::sync::mpsc::SyncSender;
 
@@ -37,6 +40,11 @@ pub(crate) enum Command {
     SendMany {
         peers: Vec<PeerId>,
         data: Bytes,
+    },
+    SendManyWait {
+        peers: Vec<PeerId>,
+        data: Bytes,
+        reply: SyncSender<SendManyFailures>,
     },
     Disconnect(PeerId),
     Abort(PeerId),

@@ -163,6 +163,9 @@ impl Driver {
             Command::SendWait { peer, data, reply } => {
                 let _ = reply.try_send(self.engine.send(peer, data, now));
             }
+            Command::SendManyWait { peers, data, reply } => {
+                let _ = reply.try_send(self.engine.send_many(&peers, data, now));
+            }
             Command::SendMany { peers, data } => {
                 for (peer, error) in self.engine.send_many(&peers, data.clone(), now) {
                     self.batch.failures.push(SendFailure {
@@ -259,7 +262,6 @@ impl Driver {
             return;
         };
         let peer = conn.id;
-        conn.read_closed |= event.is_read_closed() || event.is_error();
         conn.readable |= event.is_readable() || event.is_read_closed();
         conn.writable |= event.is_writable() || event.is_write_closed();
         if conn.connecting {
@@ -460,26 +462,16 @@ impl Driver {
     }
 }
 
-/// Reads until `WouldBlock`, a short read, `Paused`, `Closed` or the per-pass cap; true unless
-/// the cap ended it.
+/// Reads until `WouldBlock`, `Paused`, `Closed` or the per-pass cap; true unless the cap ended
+/// it.
 ///
-/// A short read emptied the receive queue, so later data arrives as a new edge: the read that
-/// would only answer `WouldBlock` is skipped. An EOF already reported has no edge left to come,
-/// so after one, reads go on until they return it.
+/// Reads go on after a short read, to the `WouldBlock`: that is where the engine returns an idle
+/// peer's receive segment to the pool (skipping it would leave every peer that ever received
+/// holding a segment, and the pool would run dry past `pool_segments` peers).
 fn read_turn(engine: &mut Engine, conn: &mut Conn, peer: PeerId, now: Instant) -> bool {
     let stream = &conn.stream;
     for _ in 0..OPS_PER_PASS {
-        let mut short = false;
-        let moved = engine.read_from(peer, now, |buf| {
-            let result = crate::socket::read(stream, buf);
-            short = matches!(result, Ok(n) if n > 0 && n < buf.len());
-            result
-        });
-        match moved {
-            Transfer::Moved(_) if short && !conn.read_closed => {
-                conn.readable = false;
-                return true;
-            }
+        match engine.read_from(peer, now, |buf| crate::socket::read(stream, buf)) {
             Transfer::Moved(_) => {}
             Transfer::WouldBlock => {
                 conn.readable = false;

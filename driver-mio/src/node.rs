@@ -8,7 +8,7 @@ use crate::events::{Batch, Events};
 use crate::listeners::Listeners;
 use crate::{
     Bytes, Config, DriverStats, Engine, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats,
-    PoolUsage,
+    PoolUsage, SendManyFailures,
 };
 use mio::{Poll, Waker};
 use std::net::SocketAddr;
@@ -237,6 +237,17 @@ impl Node {
             peers: peers.to_vec(),
             data: data.into(),
         })
+    }
+
+    /// Queues the same message for every peer in `peers` and waits for the engine's answer: the
+    /// peers that refused it, with why (empty when every peer took it).
+    pub fn send_many_wait(
+        &self,
+        peers: &[PeerId],
+        data: impl Into<Bytes>,
+    ) -> Result<SendManyFailures, Stopped> {
+        let (peers, data) = (peers.to_vec(), data.into());
+        self.ask(|reply| Command::SendManyWait { peers, data, reply })
     }
 
     /// Closes gracefully: everything already sent is written, then the connection is shut down;

@@ -325,3 +325,67 @@ fn a_full_send_queue_refuses_until_writable() {
     );
     client.shutdown();
 }
+
+#[test]
+fn idle_peers_give_their_receive_segments_back_to_the_pool() {
+    // Four segments for sixteen peers: every peer must return its segment once idle.
+    const CLIENTS: usize = 16;
+    let config = Config {
+        pool_segments: 4,
+        ..Config::default()
+    };
+    let (server, mut server_events) = Node::start(config).expect("start");
+    let addr = server
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .expect("listen");
+    let (client, mut client_events) = Node::start(Config::default()).expect("start");
+    for _ in 0..CLIENTS {
+        let peer = client.connect(addr).expect("connect");
+        client.send(peer, vec![9u8; 4096]).expect("running");
+    }
+    let mut echoed = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while echoed < CLIENTS * 4096 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Event::Received { peer, data } = server_events.recv_timeout(left).expect("data") {
+            echoed += data.len();
+            server.send(peer, data).expect("running");
+        }
+    }
+    let mut back = 0;
+    while back < CLIENTS * 4096 {
+        if let Event::Received { data, .. } = expect(&mut client_events, "echo", |e| {
+            matches!(e, Event::Received { .. })
+        }) {
+            back += data.len();
+        }
+    }
+    let pool = server.pool_usage().expect("running");
+    assert_eq!(pool.lent, 0, "idle peers hold no segment: {pool:?}");
+    client.shutdown();
+    server.shutdown();
+}
+
+#[test]
+fn send_many_wait_reports_each_refusing_peer() {
+    let (server, _server_events) = Node::start(Config::default()).expect("start");
+    let addr = server
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .expect("listen");
+    let (client, mut events) = Node::start(Config::default()).expect("start");
+    let live = client.connect_wait(addr).expect("connects");
+    let gone = client.connect_wait(addr).expect("connects");
+    client.abort(gone).expect("running");
+    expect(&mut events, "Disconnected", |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    let failures = client
+        .send_many_wait(&[live, gone], "hello")
+        .expect("running");
+    assert_eq!(
+        failures.as_slice(),
+        &[(gone, openp2p_mio::SendError::UnknownPeer)]
+    );
+    client.shutdown();
+    server.shutdown();
+}
