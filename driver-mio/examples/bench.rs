@@ -231,10 +231,13 @@ fn p2p_bulk_run(total: u64) -> Result<Duration, Box<dyn std::error::Error>> {
         sender.shutdown();
         Ok(())
     });
-    let mut received = 0u64;
+    let (mut received, mut chunks) = (0u64, 0u64);
     while received < total {
         match receiver_events.recv()? {
-            Event::Received { data, .. } => received += data.len() as u64,
+            Event::Received { data, .. } => {
+                received += data.len() as u64;
+                chunks += 1;
+            }
             Event::Disconnected { reason, .. } => return Err(reason.to_string().into()),
             _ => {}
         }
@@ -242,6 +245,12 @@ fn p2p_bulk_run(total: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     let wall = start.elapsed();
     sending.join().map_err(|_| "sender panicked")??;
     receiver.shutdown();
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "openp2p bulk: {chunks} reads, {} bytes per read",
+            total / chunks.max(1)
+        );
+    }
     Ok(wall)
 }
 
