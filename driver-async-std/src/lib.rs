@@ -51,7 +51,8 @@
 //!
 //! [RUSTSEC-2025-0052]: https://rustsec.org/advisories/RUSTSEC-2025-0052.html
 //! [`Engine`]: openp2p_core::Engine
-#![forbid(unsafe_code)]
+// One audited exception, `recv::recv_into`: a socket read into uninitialised pool memory.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -60,6 +61,7 @@ mod driver;
 mod error;
 mod node;
 mod output;
+mod recv;
 mod service;
 mod shared;
 mod socket;

@@ -2,12 +2,14 @@
 //! a connect, accept connections. Every engine input is followed by a drain of its outputs.
 
 use crate::driver::Driver;
+use crate::recv::recv_into;
 use crate::shared::PeerShared;
 use crate::socket::PeerIo;
 use crate::wake::Token;
 use async_io::Async;
+use bytes::BufMut;
 use openp2p_core::{ListenerId, Transfer};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -30,13 +32,19 @@ impl Driver {
         };
         let waker = p.read_waker.clone();
         for _ in 0..CALLS_PER_TURN {
-            let moved = self
-                .engine
-                .read_from(id, Instant::now(), |buf| (&mut socket.get_ref()).read(buf));
+            let mut drained = false;
+            let moved = self.engine.read_buf_from(id, Instant::now(), |buf| {
+                let offered = buf.chunk_mut().len();
+                let n = recv_into(socket.get_ref(), buf)?;
+                drained = n < offered;
+                Ok(n)
+            });
             self.flush();
             match moved {
-                Transfer::Moved(_) => {}
-                Transfer::WouldBlock => {
+                // A short read emptied the socket: wait for readiness instead of reading again
+                // for a `WouldBlock` (re-arming the poller reports data that came meanwhile).
+                Transfer::Moved(_) if !drained => {}
+                Transfer::Moved(_) | Transfer::WouldBlock => {
                     if socket
                         .poll_readable(&mut Context::from_waker(&waker))
                         .is_pending()
