@@ -90,6 +90,7 @@
 
 mod channel;
 mod command;
+pub mod discovery;
 mod driver;
 mod error;
 mod node;

@@ -274,6 +274,35 @@ impl Node {
         self.ask(|reply| Command::GlobalStats { reply }).await
     }
 
+    /// Starts LAN discovery: this node announces itself by UDP broadcast every
+    /// `options.config.interval` and reports the nodes it hears as [`Event::Discovered`] (and
+    /// [`Event::Lost`] after the expiry) in its event queue; with `config.auto_connect` it also
+    /// connects to them (of two nodes, the one with the smaller key dials). Runs until the node
+    /// stops. Fails if the beacon socket cannot be bound.
+    ///
+    /// ```no_run
+    /// use openp2p_tokio::discovery::{DiscoveryOptions, NodeKey};
+    /// use openp2p_tokio::{Config, Event, Node};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = Node::start(Config::default())?;
+    /// let addr = node.listen("0.0.0.0:0".parse()?).await?;
+    /// node.enable_discovery(DiscoveryOptions::new(NodeKey([7; 16]), "alice", addr.port()))?;
+    /// while let Some(event) = node.next_event().await {
+    ///     if let Event::Discovered { addr, name, .. } = event {
+    ///         println!("{name} at {addr}");
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn enable_discovery(
+        &self,
+        options: crate::discovery::DiscoveryOptions,
+    ) -> std::io::Result<()> {
+        crate::discovery::start(options, self.shared.clone(), self.commands.downgrade())
+    }
+
     /// Counters of the driver task's own work (wake-ups, socket turns, commands), `None` once
     /// the node has stopped.
     pub async fn driver_stats(&self) -> Option<crate::DriverStats> {

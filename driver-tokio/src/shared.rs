@@ -47,6 +47,8 @@ impl SharedState {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     state: Mutex<SharedState>,
+    /// Notified when the driver stops (helper tasks such as discovery end with it).
+    ended: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -55,6 +57,16 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A future that completes when the driver stops (`enable` it before checking `ended`).
+    pub(crate) fn ended_notify(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ended.notified()
+    }
+
+    /// Wakes every task waiting for the driver to stop.
+    pub(crate) fn notify_ended(&self) {
+        self.ended.notify_waiters();
     }
 
     /// The next event, `None` once the driver has stopped and every event was taken.

@@ -294,6 +294,8 @@ impl Driver {
             link.disconnected(openp2p_core::DisconnectReason::Shutdown);
         }
         shared.wake_waiters();
+        drop(shared);
+        self.shared.notify_ended();
     }
 
     /// Performs the engine's `Io` and delivers its events until both queues are empty.

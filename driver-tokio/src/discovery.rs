@@ -1,0 +1,148 @@
+//! LAN discovery on Tokio: a UDP task that announces this node and reports the others.
+//!
+//! The sans-IO [`Discovery`] state machine of the core decides when to announce, decodes
+//! beacons and expires silent nodes. This module owns its UDP socket in a task of its own (so the
+//! peer driver's loop is untouched): it broadcasts each due beacon, feeds every datagram with its
+//! source address to the state machine (malformed ones are counted by the core and otherwise
+//! ignored), sleeps until the machine's next deadline, puts [`Event::Discovered`] /
+//! [`Event::Lost`] into the node's event queue and, with `auto_connect`, connects to the nodes
+//! the machine offers. The task ends when the node stops.
+
+use crate::command::Command;
+use crate::shared::Shared;
+use openp2p_core::discovery::{Beacon, Discovery};
+use openp2p_core::Event;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::WeakUnboundedSender;
+
+pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT};
+
+/// Where and how to announce this node: see [`Node::enable_discovery`](crate::Node::enable_discovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// The UDP port every node of the LAN uses for beacons (default [`DEFAULT_PORT`]).
+    pub port: u16,
+    /// Where beacons are sent (default `255.255.255.255`; tests on one host use the loopback
+    /// broadcast address `127.255.255.255`).
+    pub broadcast: IpAddr,
+    /// This node's identity (random per node, chosen by the application).
+    pub node: NodeKey,
+    /// A human-readable name announced with it.
+    pub name: String,
+    /// The TCP port of this node's listener, which the others connect to.
+    pub tcp_port: u16,
+    /// Announce interval, jitter, expiry, node limit and `auto_connect`.
+    pub config: DiscoveryConfig,
+}
+
+impl DiscoveryOptions {
+    /// The defaults for `node`, announced as `name` with its listener on `tcp_port`.
+    pub fn new(node: NodeKey, name: impl Into<String>, tcp_port: u16) -> Self {
+        DiscoveryOptions {
+            port: DEFAULT_PORT,
+            broadcast: IpAddr::V4(Ipv4Addr::BROADCAST),
+            node,
+            name: name.into(),
+            tcp_port,
+            config: DiscoveryConfig::default(),
+        }
+    }
+}
+
+/// Binds the beacon socket (shared with the other nodes of this host: `SO_REUSEADDR` and
+/// `SO_REUSEPORT`, `SO_BROADCAST`) and spawns the discovery task.
+pub(crate) fn start(
+    options: DiscoveryOptions,
+    shared: Arc<Shared>,
+    commands: WeakUnboundedSender<Command>,
+) -> io::Result<()> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_broadcast(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, options.port)).into())?;
+    let socket = UdpSocket::from_std(socket.into())?;
+    let me = Beacon {
+        node: options.node,
+        tcp_port: options.tcp_port,
+        name: options.name,
+    };
+    let seed = options
+        .node
+        .0
+        .iter()
+        .fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(*b));
+    let discovery = Discovery::new(options.config, me, seed);
+    let target = SocketAddr::new(options.broadcast, options.port);
+    tokio::spawn(run(socket, target, discovery, shared, commands));
+    Ok(())
+}
+
+async fn run(
+    socket: UdpSocket,
+    target: SocketAddr,
+    mut discovery: Discovery,
+    shared: Arc<Shared>,
+    commands: WeakUnboundedSender<Command>,
+) {
+    let ended = shared.ended_notify();
+    tokio::pin!(ended);
+    ended.as_mut().enable();
+    let mut buf = [0u8; 2048];
+    loop {
+        if shared.lock().ended {
+            return;
+        }
+        let now = Instant::now();
+        discovery.handle_timeout(now);
+        if let Some(beacon) = discovery.poll_transmit(now) {
+            // A LAN without a route for the broadcast is not fatal: the next beacon tries again.
+            let _ = socket.try_send_to(beacon, target);
+        }
+        forward(&mut discovery, &shared, &commands);
+        let deadline = discovery
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_secs(1));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, src)) => {
+                    // Malformed datagrams (another protocol on the port) are ignored.
+                    let _ = discovery.handle_datagram(src, &buf[..n], Instant::now());
+                }
+                // E.g. an ICMP error surfacing on the socket: pause briefly, never spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            () = &mut ended => return,
+        }
+    }
+}
+
+/// Moves discovery events into the node's queue and dials offered nodes.
+fn forward(discovery: &mut Discovery, shared: &Shared, commands: &WeakUnboundedSender<Command>) {
+    let mut events: Vec<Event> = std::iter::from_fn(|| discovery.poll_event()).collect();
+    if !events.is_empty() {
+        let mut state = shared.lock();
+        state.events.extend(events.drain(..));
+        state.wake_waiters();
+    }
+    while let Some((_, addr)) = discovery.poll_dial() {
+        let Some(commands) = commands.upgrade() else {
+            return;
+        };
+        // The outcome arrives as `Connected` or `ConnectFailed`; nobody waits for the reply.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let _ = commands.send(Command::Connect {
+            addr,
+            framing: None,
+            reply,
+        });
+    }
+}
