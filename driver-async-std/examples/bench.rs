@@ -307,6 +307,15 @@ fn main() -> Result<()> {
         }
     };
     for run in 1..=runs {
+        if only == "profile-raw" {
+            let t = async_std::task::block_on(raw_throughput())?;
+            println!(
+                "run {run}: 1 GiB  raw {:6.2} GB/s  {:5.0} ns CPU/KiB",
+                t.gbps(),
+                t.cpu_ns_per_kib()
+            );
+            continue;
+        }
         if only == "profile" {
             // Only openp2p's throughput with the driver as a task: for `perf record`.
             let t = async_std::task::block_on(openp2p_throughput(Placement::Task))?;

@@ -48,8 +48,10 @@ pub struct Driver {
     /// Tokens to service next round: sockets whose interest just turned on, or that used up
     /// their turn while still ready.
     pub(crate) again: Vec<Token>,
-    /// Listeners that failed to accept (out of descriptors); retried when a peer closes.
+    /// Listeners that failed to accept (out of descriptors): retried when a peer closes or at
+    /// `accept_retry_at`, whichever comes first.
     pub(crate) stalled: Vec<Token>,
+    pub(crate) accept_retry_at: Option<Instant>,
     timer: Timer,
     armed: Option<Instant>,
     pub(crate) limits: QueueLimits,
@@ -90,6 +92,7 @@ impl Driver {
             work: Vec::new(),
             again: Vec::new(),
             stalled: Vec::new(),
+            accept_retry_at: None,
             timer: Timer::never(),
             armed: None,
             limits,
@@ -134,10 +137,19 @@ impl Driver {
         any
     }
 
-    /// Fires the engine's deadline if it has passed. True if it did.
+    /// The next instant the driver must act without readiness: the engine's deadline, or a
+    /// stalled listener's retry.
+    fn deadline(&self) -> Option<Instant> {
+        match (self.engine.poll_timeout(), self.accept_retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires the deadline if it has passed. True if it did.
     fn run_due_timeout(&mut self) -> bool {
         let now = Instant::now();
-        match self.engine.poll_timeout() {
+        match self.deadline() {
             Some(at) if at <= now => {
                 self.fire_timeout(now);
                 true
@@ -148,8 +160,12 @@ impl Driver {
 
     fn fire_timeout(&mut self, now: Instant) {
         self.armed = None;
+        // Early or repeated calls are harmless to the engine.
         self.engine.handle_timeout(now);
-        self.again.append(&mut self.stalled);
+        if self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.accept_retry_at = None;
+            self.again.append(&mut self.stalled);
+        }
         self.flush();
     }
 
@@ -174,9 +190,9 @@ impl Driver {
         }
     }
 
-    /// Arms the single timer at the engine's deadline. True if that deadline has passed.
+    /// Arms the single timer at the deadline. True if that deadline has passed.
     fn wait_for_deadline(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.engine.poll_timeout() else {
+        let Some(at) = self.deadline() else {
             return false;
         };
         if self.armed != Some(at) {

@@ -12,12 +12,14 @@ use openp2p_core::{ListenerId, Transfer};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Socket calls one peer direction may make per turn before others get theirs.
 const CALLS_PER_TURN: usize = 16;
 /// Connections one listener may accept per turn.
 const ACCEPTS_PER_TURN: usize = 64;
+/// How long a listener that failed to accept (out of descriptors) waits before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Driver {
     pub(crate) fn service_read(&mut self, slot: usize, serial: u64) {
@@ -150,10 +152,14 @@ impl Driver {
                             | io::ErrorKind::ConnectionAborted
                             | io::ErrorKind::ConnectionReset
                     ) => {}
-                Err(_) => {
+                Err(e) => {
                     // Out of descriptors or memory: the listener stays ready, so polling again
-                    // would spin. Retry when a peer closes or the engine's timer fires.
+                    // would spin. Report it, and retry when a peer closes or after a back-off.
+                    let now = Instant::now();
+                    self.engine.handle_accept_error(id, e.kind(), now);
                     self.stalled.push(token);
+                    self.accept_retry_at.get_or_insert(now + ACCEPT_BACKOFF);
+                    self.flush();
                     return;
                 }
             }
