@@ -78,6 +78,13 @@ impl Driver {
                         queued = true;
                     }
                 }
+                // For a peer that is gone its `Disconnected` has been delivered already, and no
+                // event may follow it: the message is dropped with the peer, like data in flight
+                // on a connection that died.
+                Event::SendRefused {
+                    error: openp2p_core::SendError::UnknownPeer,
+                    ..
+                } => {}
                 event => {
                     match &event {
                         Event::Writable { peer } => self.flush_backlog(*peer, now),
