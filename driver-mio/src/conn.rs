@@ -18,6 +18,9 @@ pub(crate) struct Conn {
     pub(crate) readable: bool,
     /// Likewise for writes.
     pub(crate) writable: bool,
+    /// The poller reported the remote's EOF (or an error): reads must go on until they return
+    /// it, as no further edge will come.
+    pub(crate) read_closed: bool,
     /// What the engine wants, from its last `Io::Interest`.
     pub(crate) want: Interest,
     /// In the driver's ready queue (or carried to the next pass).
@@ -114,6 +117,7 @@ impl Conns {
             connecting,
             readable: !connecting,
             writable: !connecting,
+            read_closed: false,
             want: Interest::default(),
             queued: false,
             reset_on_close: false,

@@ -15,7 +15,7 @@ use crate::command::{Command, Outcome};
 use crate::conn::{Conn, Conns};
 use crate::events::{Batch, SendFailure};
 use crate::lan::{LanDiscovery, DISCOVERY};
-use crate::listeners::Listeners;
+use crate::listeners::{Accepted, Listeners};
 use crate::stats::DriverStats;
 use crate::{Engine, Event, Io, PeerId, Transfer};
 use mio::{Events, Poll, Token};
@@ -262,6 +262,7 @@ impl Driver {
             return;
         };
         let peer = conn.id;
+        conn.read_closed |= event.is_read_closed() || event.is_error();
         conn.readable |= event.is_readable() || event.is_read_closed();
         conn.writable |= event.is_writable() || event.is_write_closed();
         if conn.connecting {
@@ -374,17 +375,20 @@ impl Driver {
             stats,
             ..
         } = self;
-        listeners.accept(slot, now, stats, |listener, stream, remote| {
-            match engine.handle_accepted(listener, remote, now) {
-                Ok(peer) => {
-                    if let Err(kind) = conns.adopt(poll, peer, stream) {
-                        engine.handle_error(peer, kind, now);
+        listeners.accept(slot, now, stats, |listener, accepted| match accepted {
+            Accepted::Connection(stream, remote) => {
+                match engine.handle_accepted(listener, remote, now) {
+                    Ok(peer) => {
+                        if let Err(kind) = conns.adopt(poll, peer, stream) {
+                            engine.handle_error(peer, kind, now);
+                        }
                     }
+                    // Refused by a limit: the engine queued `Event::Refused`; dropping the
+                    // stream closes it.
+                    Err(_) => drop(stream),
                 }
-                // Refused by a limit: the engine queued `Event::Refused`; dropping the
-                // stream closes it.
-                Err(_) => drop(stream),
             }
+            Accepted::Failed(kind) => engine.handle_accept_error(listener, kind, now),
         });
     }
 
@@ -462,16 +466,27 @@ impl Driver {
     }
 }
 
-/// Reads until `WouldBlock`, `Paused`, `Closed` or the per-pass cap; true unless the cap ended
-/// it.
+/// Reads until `WouldBlock`, a short read, `Paused`, `Closed` or the per-pass cap; true unless
+/// the cap ended it.
 ///
-/// Reads go on after a short read, to the `WouldBlock`: that is where the engine returns an idle
-/// peer's receive segment to the pool (skipping it would leave every peer that ever received
-/// holding a segment, and the pool would run dry past `pool_segments` peers).
+/// A short read emptied the receive queue (the engine treats it like `WouldBlock` and releases
+/// an idle peer's segment), so later data arrives as a new edge: the read that would only answer
+/// `WouldBlock` is skipped. An EOF the poller already reported has no edge left to come, so after
+/// one, reads go on until they return it.
 fn read_turn(engine: &mut Engine, conn: &mut Conn, peer: PeerId, now: Instant) -> bool {
     let stream = &conn.stream;
     for _ in 0..OPS_PER_PASS {
-        match engine.read_from(peer, now, |buf| crate::socket::read(stream, buf)) {
+        let mut short = false;
+        let moved = engine.read_from(peer, now, |buf| {
+            let result = crate::socket::read(stream, buf);
+            short = matches!(result, Ok(n) if n > 0 && n < buf.len());
+            result
+        });
+        match moved {
+            Transfer::Moved(_) if short && !conn.read_closed => {
+                conn.readable = false;
+                return true;
+            }
             Transfer::Moved(_) => {}
             Transfer::WouldBlock => {
                 conn.readable = false;

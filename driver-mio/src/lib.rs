@@ -47,8 +47,8 @@
 //! `WouldBlock` (edge-triggered readiness is tracked per socket), partial writes (the engine
 //! keeps the rest queued), `EINTR` (retried), connection refused or reset (reported as
 //! `ConnectFailed` / `Disconnected` with the unsent byte count), and accept errors: a resource
-//! error such as `EMFILE` pauses that listener for a short back-off (counted in
-//! [`DriverStats::accept_backoffs`]) instead of spinning.
+//! error such as `EMFILE` pauses that listener for a short back-off instead of spinning, and is
+//! reported as [`Event::AcceptFailed`] (and counted in [`DriverStats::accept_backoffs`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

@@ -27,6 +27,15 @@ struct Listening {
 
 type BindReply = SyncSender<Result<SocketAddr, BindError>>;
 
+/// What one `accept` call produced.
+#[derive(Debug)]
+pub(crate) enum Accepted {
+    /// A connection from this address.
+    Connection(TcpStream, SocketAddr),
+    /// A resource error that pauses the listener (reported as `Event::AcceptFailed`).
+    Failed(io::ErrorKind),
+}
+
 /// Listening sockets by the engine's listener slot.
 #[derive(Debug, Default)]
 pub(crate) struct Listeners {
@@ -104,15 +113,15 @@ impl Listeners {
     }
 
     /// Accepts until `WouldBlock`, the per-pass cap or a resource error, handing each connection
-    /// to `adopt`.
+    /// (or the error that starts a back-off) to `handle`.
     pub(crate) fn accept<F>(
         &mut self,
         slot: usize,
         now: Instant,
         stats: &mut DriverStats,
-        mut adopt: F,
+        mut handle: F,
     ) where
-        F: FnMut(ListenerId, TcpStream, SocketAddr),
+        F: FnMut(ListenerId, Accepted),
     {
         let Some(Some(l)) = self.slots.get_mut(slot) else {
             return;
@@ -122,7 +131,7 @@ impl Listeners {
         }
         for _ in 0..ACCEPTS_PER_PASS {
             match l.socket.accept() {
-                Ok((stream, remote)) => adopt(l.id, stream, remote),
+                Ok((stream, remote)) => handle(l.id, Accepted::Connection(stream, remote)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The remote gave up while queued: that connection is gone, the next may not be.
@@ -134,8 +143,9 @@ impl Listeners {
                 {
                     stats.accept_errors += 1;
                 }
-                Err(_) => {
+                Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...: retrying now would fail now.
+                    handle(l.id, Accepted::Failed(e.kind()));
                     stats.accept_errors += 1;
                     stats.accept_backoffs += 1;
                     let until = now + ACCEPT_BACKOFF;

@@ -88,16 +88,21 @@ fn emfile_on_accept_backs_off_without_spinning_and_resumes() {
         std::thread::yield_now();
     };
     assert!(backing_off.accept_errors >= 1);
+    let engine_count = server.global_stats().expect("running").accept_errors;
+    assert!(engine_count >= 1, "the engine counted the failed accept");
     // While the error persists the IO thread wakes about once per back-off, not continuously.
     let window = Duration::from_millis(500);
     let start = Instant::now();
-    let mut connected = 0;
+    let (mut connected, mut failed) = (0, 0);
     while start.elapsed() < window {
         let left = window.saturating_sub(start.elapsed());
-        if let Ok(Event::Connected { .. }) = events.recv_timeout(left) {
-            connected += 1;
+        match events.recv_timeout(left) {
+            Ok(Event::Connected { .. }) => connected += 1,
+            Ok(Event::AcceptFailed { .. }) => failed += 1,
+            _ => {}
         }
     }
+    assert!(failed >= 1, "the failed accepts are reported as events");
     assert!(
         connected <= ROOM,
         "{connected} accepted with room for {ROOM}"
