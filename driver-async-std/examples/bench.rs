@@ -87,10 +87,14 @@ async fn raw_throughput() -> Result<Throughput> {
         std::io::Result::Ok(())
     };
     let read = async {
-        let mut buf = vec![0u8; READ_BUF];
+        let offset: usize = std::env::var("BENCH_RAW_OFFSET")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut buf = vec![0u8; READ_BUF + offset];
         let mut got = 0u64;
         while got < GIB {
-            match (&reader).read(&mut buf).await? {
+            match (&reader).read(&mut buf[offset..]).await? {
                 0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 n => got += n as u64,
             }

@@ -41,6 +41,8 @@ pub struct Driver {
     commands: Pin<Box<Receiver<Command>>>,
     commands_open: bool,
     pub(crate) events: Sender<Event>,
+    /// Events of the current round, handed over at its end.
+    pub(crate) outbox: Vec<Event>,
     pub(crate) table: Arc<PeerTable>,
     pub(crate) ready: Arc<ReadyQueue>,
     /// Tokens serviced in this round.
@@ -87,6 +89,7 @@ impl Driver {
             commands: Box::pin(commands),
             commands_open: true,
             events,
+            outbox: Vec::new(),
             table,
             ready: Arc::new(ReadyQueue::default()),
             work: Vec::new(),
@@ -220,6 +223,7 @@ impl Driver {
         }
         self.peers.clear();
         self.listeners.clear();
+        self.deliver();
         self.events.close();
     }
 
@@ -319,7 +323,7 @@ impl Driver {
         let Some(p) = self.peer_mut(peer) else { return };
         p.dropped += credit;
         if p.shared.release(credit, limits) {
-            let _ = self.events.try_send(Event::Writable { peer });
+            self.emit(Event::Writable { peer });
         }
     }
 
@@ -370,11 +374,14 @@ impl Future for Driver {
             let mut busy = this.run_commands();
             busy |= this.run_ready();
             busy |= this.run_due_timeout();
+            this.deliver();
             if this.finished {
                 this.finish();
                 return Poll::Ready(());
             }
-            if busy || this.wait_for_command(cx) || this.wait_for_deadline(cx) {
+            let more = busy || this.wait_for_command(cx) || this.wait_for_deadline(cx);
+            this.deliver();
+            if more {
                 continue;
             }
             if this.finished {

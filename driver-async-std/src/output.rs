@@ -154,9 +154,17 @@ impl Driver {
         self.emit(event);
     }
 
-    /// Hands an event to the application; nobody listening is not an error.
-    fn emit(&self, event: Event) {
-        let _ = self.events.try_send(event);
+    /// Queues an event for the application. Events are handed over once per loop round
+    /// ([`deliver`](Self::deliver)), so a busy round wakes the application once, not per event.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.outbox.push(event);
+    }
+
+    /// Hands the round's events to the application; nobody listening is not an error.
+    pub(crate) fn deliver(&mut self) {
+        for event in self.outbox.drain(..) {
+            let _ = self.events.try_send(event);
+        }
     }
 
     fn perform(&mut self, io: Io) {

@@ -17,6 +17,9 @@ fn loopback() -> SocketAddr {
 async fn a_per_peer_upload_limit_holds_within_five_percent(start: fn(Config) -> Node) {
     const RATE: u64 = 256 * 1024;
     const WINDOW: Duration = Duration::from_secs(4);
+    // 125 ms worth: a sender starved of CPU for a moment (CI on two shared cores) catches up
+    // instead of losing the time; the first burst is excluded from the measurement below.
+    const BURST: u64 = RATE / 8;
     let server = start(Config::default());
     let addr = within("listen", server.listen(loopback()))
         .await
@@ -27,7 +30,10 @@ async fn a_per_peer_upload_limit_holds_within_five_percent(start: fn(Config) -> 
         .expect("connect");
     within(
         "set_limits",
-        client.set_limits(peer, Limits::upload(Rate::per_second(RATE))),
+        client.set_limits(
+            peer,
+            Limits::upload(Rate::per_second(RATE).with_burst(BURST)),
+        ),
     )
     .await
     .expect("limits");
