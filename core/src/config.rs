@@ -153,7 +153,8 @@ pub struct Config {
     pub max_peers: usize,
     /// Most outbound connects in flight at once.
     pub max_pending_connects: usize,
-    /// Most inbound peers from one IP address.
+    /// Most inbound peers from one IPv4 address or one IPv6 /64 network (IPv4-mapped IPv6
+    /// addresses count as IPv4).
     pub max_peers_per_ip: usize,
     /// A peer's send queue (bytes accepted but not yet written) may not grow past this: `send`
     /// answers `SendError::QueueFull` instead. One message is always accepted into an empty queue.

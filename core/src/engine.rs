@@ -247,12 +247,15 @@ impl Engine {
 
     /// Like [`send`](Self::send), but a refusal is reported in order with the peer's other events,
     /// as [`Event::SendRefused`] carrying the message back: for drivers whose `send` does not wait
-    /// for the engine.
+    /// for the engine. A message for a peer that is already gone is dropped without an event
+    /// (nothing follows a peer's `Disconnected`; that event already told the application).
     pub fn send_or_report(&mut self, peer: PeerId, data: Bytes, now: Instant) {
         let now = self.clock.observe(now);
-        if let Err(error) = self.send_at(peer, data.clone(), now) {
-            self.events
-                .push_back(Event::SendRefused { peer, error, data });
+        match self.send_at(peer, data.clone(), now) {
+            Ok(()) | Err(SendError::UnknownPeer) => {}
+            Err(error) => self
+                .events
+                .push_back(Event::SendRefused { peer, error, data }),
         }
     }
 
@@ -303,7 +306,7 @@ impl Engine {
         match p.phase {
             Phase::Connecting => p.close_when_connected = true,
             Phase::Connected => self.begin_drain(peer, DisconnectReason::Local, now),
-            Phase::Draining(_) | Phase::HalfClosed => {}
+            Phase::Draining(_) | Phase::HalfClosed(_) => {}
         }
         Ok(())
     }
@@ -380,8 +383,8 @@ impl Engine {
         for &peer in &ids {
             match self.peer_ref(peer).map(|p| p.phase) {
                 Some(Phase::Connecting) => self.close(peer, DisconnectReason::Shutdown, now),
-                Some(Phase::Draining(_) | Phase::HalfClosed) | None => {}
-                Some(Phase::Connected) => self.begin_drain(peer, DisconnectReason::Local, now),
+                Some(Phase::Draining(_) | Phase::HalfClosed(_)) | None => {}
+                Some(Phase::Connected) => self.begin_drain(peer, DisconnectReason::Shutdown, now),
             }
         }
         ids.clear();
@@ -495,8 +498,10 @@ impl Engine {
             return;
         }
         match reason {
-            DisconnectReason::Local if !p.eof => {
-                p.phase = Phase::HalfClosed;
+            // Our side ends: send FIN and wait for the remote's, so the remote reads every byte
+            // (closing with unread input would reset the connection and could lose our tail).
+            DisconnectReason::Local | DisconnectReason::Shutdown if !p.eof => {
+                p.phase = Phase::HalfClosed(reason);
                 self.io.push_back(Io::ShutdownWrite { peer });
                 self.update_interest(peer);
             }
@@ -517,11 +522,12 @@ impl Engine {
         }
         for dir in [UP, DOWN] {
             if p.shares[dir].parked {
-                self.global[dir].forget(peer);
+                let peers = &self.peers;
+                self.global[dir].forget(|id| peers.get(id.slot()).is_some_and(|p| p.id == *id));
             }
         }
         if p.direction == Direction::Inbound {
-            self.release_ip(p.addr.ip());
+            self.release_ip(host_key(p.addr.ip()));
         }
         if p.phase == Phase::Connecting {
             self.pending_connects = self.pending_connects.saturating_sub(1);
@@ -565,6 +571,19 @@ impl Engine {
             self.shutdown_reported = true;
             self.events.push_back(Event::ShutdownComplete);
         }
+    }
+}
+
+/// The key `max_peers_per_ip` counts under: an IPv4 address (also when it arrives IPv4-mapped on
+/// an IPv6 socket), or an IPv6 /64 network (one host usually owns a whole /64).
+pub(crate) fn host_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
     }
 }
 

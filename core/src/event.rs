@@ -92,7 +92,7 @@ impl fmt::Display for DisconnectReason {
 pub enum Refusal {
     /// `Config::max_peers` peers are already connected or connecting.
     MaxPeers,
-    /// `Config::max_peers_per_ip` peers from this address are already connected.
+    /// `Config::max_peers_per_ip` peers from this address (IPv6: this /64) are already connected.
     MaxPeersPerIp,
     /// The listener id is stale or the listener is closed.
     UnknownListener,

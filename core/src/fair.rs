@@ -1,24 +1,32 @@
 //! A global budget shared fairly among the peers that want it.
 //!
 //! While the global bucket has tokens for whoever asks, peers take freely. Once a peer is refused,
-//! the budget becomes *contended*: refused peers park in a queue, and when the bucket has refilled
-//! enough, a new round starts in which every parked peer gets an equal share of what the bucket
-//! holds. A peer that is not a member of the current round (or has used its share) parks for the
-//! next one. So no parked peer waits more than one round, whatever order the driver serves peers
-//! in, and a peer that does not show up only leaves its share in the bucket.
+//! the budget becomes *contended* and is handed out in rounds, round-robin: refused peers join a
+//! queue; when the bucket has refilled enough, a round admits peers from the front of the queue,
+//! as many as can get a worthwhile share ([`MIN_SHARE`] bytes or more), splits what the bucket
+//! holds equally among them, and puts them back at the end of the queue. A member that used
+//! nothing of its share by its next turn has stopped wanting and leaves the queue. So every
+//! hungry peer gets the same share, in turn, whatever order the driver serves peers in; a peer
+//! that does not show up only leaves its share in the bucket. Contention ends when nobody is
+//! queued and the bucket has refilled completely.
 
 use crate::bucket::Bucket;
 use crate::clock::Nanos;
 use crate::{PeerId, Rate};
+use std::collections::VecDeque;
 
 /// A peer's standing with one shared budget.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Share {
-    /// The round this peer is a member of.
+    /// The round this peer was last admitted to.
     round: u64,
     /// What is left of its share in that round.
     left: u64,
-    /// Whether it is in the queue for the next round.
+    /// It drew on its share since it was admitted.
+    used: bool,
+    /// It was refused and wants a turn.
+    wants: bool,
+    /// It is in the queue.
     pub(crate) parked: bool,
 }
 
@@ -27,28 +35,41 @@ pub(crate) struct SharedBudget {
     bucket: Option<Bucket>,
     contended: bool,
     round: u64,
-    waiting: Vec<PeerId>,
+    queue: VecDeque<PeerId>,
+    /// Queue entries of peers that went away (skipped when met; purged when they pile up).
+    stale: usize,
+    /// Candidates a started round may still look at (bounds one round's work to the queue).
+    scan_left: usize,
     wake_at: Option<Nanos>,
 }
 
-/// The peers admitted to a new round, and the share each may take.
-#[derive(Debug)]
+/// A round in progress: its number, each member's share, how many members it takes.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Round {
-    pub(crate) members: Vec<PeerId>,
     round: u64,
     share: u64,
+    /// Members still to admit.
+    pub(crate) quota: u64,
 }
 
 impl Round {
-    /// Makes `share` a member of this round.
-    pub(crate) fn admit(&self, share: &mut Share) {
-        *share = Share {
-            round: self.round,
-            left: self.share,
-            parked: false,
-        };
+    /// Admits the peer at the front of the queue, or drops it if it stopped wanting. Returns
+    /// whether it was admitted (the caller then re-queues it and wakes it).
+    pub(crate) fn admit(&mut self, share: &mut Share) -> bool {
+        if !share.wants && !share.used {
+            // Admitted last time and drew nothing since: no longer hungry.
+            share.parked = false;
+            return false;
+        }
+        *share = Share { round: self.round, left: self.share, used: false, wants: false, parked: true };
+        self.quota = self.quota.saturating_sub(1);
+        true
     }
 }
+
+/// The smallest share worth a wake-up: with more waiters than the bucket holds shares of this
+/// size, a round admits only as many (first in the queue first), the rest wait for the next.
+pub(crate) const MIN_SHARE: u64 = 2048;
 
 impl SharedBudget {
     pub(crate) fn new(rate: Option<Rate>, now: Nanos) -> Self {
@@ -56,7 +77,9 @@ impl SharedBudget {
             bucket: rate.map(|r| Bucket::new(r, now)),
             contended: false,
             round: 0,
-            waiting: Vec::new(),
+            queue: VecDeque::new(),
+            stale: 0,
+            scan_left: 0,
             wake_at: None,
         }
     }
@@ -78,7 +101,8 @@ impl SharedBudget {
                 self.bucket = None;
                 self.contended = false;
                 self.wake_at = None;
-                std::mem::take(&mut self.waiting)
+                self.stale = 0;
+                self.queue.drain(..).collect()
             }
         }
     }
@@ -89,15 +113,17 @@ impl SharedBudget {
             return want;
         };
         let available = bucket.available(now);
-        if self.contended && self.waiting.is_empty() && available >= bucket.burst() {
-            // Nobody waits and nobody drew from the bucket for a whole refill: the contention is
-            // over. (A round in progress keeps the bucket below full, so this never cuts one.)
+        if self.contended && self.queue.len() == self.stale && available >= bucket.burst() {
+            // Nobody is queued and nobody drew from the bucket for a whole refill: the
+            // contention is over.
             self.contended = false;
+            self.queue.clear();
+            self.stale = 0;
         }
         if !self.contended {
             return want.min(available);
         }
-        if share.round == self.round && !share.parked {
+        if share.round == self.round && share.parked {
             want.min(share.left).min(available)
         } else {
             0
@@ -112,18 +138,20 @@ impl SharedBudget {
         bucket.take(n, now);
         if self.contended && share.round == self.round {
             share.left = share.left.saturating_sub(n);
+            share.used = true;
         }
     }
 
-    /// Queues a refused peer for the next round.
+    /// Queues a refused peer for a turn.
     pub(crate) fn park(&mut self, peer: PeerId, share: &mut Share, now: Nanos) {
         if self.bucket.is_none() {
             return;
         }
         self.contended = true;
+        share.wants = true;
         if !share.parked {
             share.parked = true;
-            self.waiting.push(peer);
+            self.queue.push_back(peer);
         }
         if self.wake_at.is_none() {
             self.reschedule(now);
@@ -132,7 +160,7 @@ impl SharedBudget {
 
     fn reschedule(&mut self, now: Nanos) {
         self.wake_at = match &mut self.bucket {
-            Some(bucket) if !self.waiting.is_empty() => {
+            Some(bucket) if self.queue.len() > self.stale => {
                 let amount = bucket.wake_amount();
                 Some(bucket.ready_at(amount, now))
             }
@@ -145,17 +173,18 @@ impl SharedBudget {
         self.wake_at
     }
 
-    /// Starts a round if it is time: the caller admits each member (skipping stale ids) and turns
-    /// their interest back on. `spare` is reused as the next round's member list to avoid
-    /// allocating.
-    pub(crate) fn start_round(&mut self, now: Nanos, spare: Vec<PeerId>) -> Option<Round> {
+    /// Starts a round if it is due. The caller then takes candidates with
+    /// [`next_candidate`](Self::next_candidate), admits them with [`Round::admit`] until the
+    /// quota is met, re-queues each admitted one with [`requeue`](Self::requeue), and calls
+    /// [`finish_round`](Self::finish_round).
+    pub(crate) fn start_round(&mut self, now: Nanos) -> Option<Round> {
         let due = self.wake_at.is_some_and(|at| at <= now);
         let bucket = self.bucket.as_mut()?;
         if !due {
             return None;
         }
-        if self.waiting.is_empty() {
-            self.contended = false;
+        let queued = (self.queue.len() - self.stale.min(self.queue.len())) as u64;
+        if queued == 0 {
             self.wake_at = None;
             return None;
         }
@@ -165,29 +194,47 @@ impl SharedBudget {
             self.reschedule(now);
             return None;
         }
-        let members = std::mem::replace(&mut self.waiting, spare);
+        let quota = queued.min((available / MIN_SHARE.min(available)).max(1));
         self.round += 1;
-        let share = (available / members.len() as u64).max(1);
         self.wake_at = None;
-        Some(Round {
-            members,
-            round: self.round,
-            share,
-        })
+        self.scan_left = self.queue.len();
+        Some(Round { round: self.round, share: (available / quota).max(1), quota })
     }
 
-    /// Called after a round's members were admitted: if anyone parked meanwhile, schedule the
-    /// next round.
+    /// The next queued peer to consider for the round (possibly a stale id: skip it).
+    pub(crate) fn next_candidate(&mut self) -> Option<PeerId> {
+        if self.scan_left == 0 {
+            return None;
+        }
+        self.scan_left -= 1;
+        self.queue.pop_front()
+    }
+
+    /// Puts an admitted peer back at the end of the queue.
+    pub(crate) fn requeue(&mut self, peer: PeerId) {
+        self.queue.push_back(peer);
+    }
+
+    /// Notes that a candidate was stale (its peer gone).
+    pub(crate) fn skipped_stale(&mut self) {
+        self.stale = self.stale.saturating_sub(1);
+    }
+
+    /// After a round: schedule the next one while anyone is queued.
     pub(crate) fn finish_round(&mut self, now: Nanos) {
+        self.scan_left = 0;
         if self.wake_at.is_none() {
             self.reschedule(now);
         }
     }
 
-    /// Forgets a parked peer's place (it is gone). O(waiting), only on disconnect of a parked peer.
-    pub(crate) fn forget(&mut self, peer: PeerId) {
-        if let Some(i) = self.waiting.iter().position(|p| *p == peer) {
-            self.waiting.swap_remove(i);
+    /// A queued peer went away: its entry is skipped when met. When stale entries pile up they
+    /// are purged with `live` (amortised O(1) per closed peer).
+    pub(crate) fn forget(&mut self, live: impl FnMut(&PeerId) -> bool) {
+        self.stale += 1;
+        if self.stale * 2 > self.queue.len() + 16 {
+            self.queue.retain(live);
+            self.stale = 0;
         }
     }
 }
@@ -228,9 +275,12 @@ mod tests {
                 }
             }
             now += MS;
-            if let Some(round) = budget.start_round(now, Vec::new()) {
-                for p in &round.members {
-                    round.admit(&mut shares[p.index as usize]);
+            if let Some(mut round) = budget.start_round(now) {
+                while round.quota > 0 {
+                    let Some(p) = budget.next_candidate() else { break };
+                    if round.admit(&mut shares[p.index as usize]) {
+                        budget.requeue(p);
+                    }
                 }
                 budget.finish_round(now);
             }

@@ -1,7 +1,7 @@
 //! Driver inputs: reports about listeners, connections and time.
 
 use crate::clock::{nanos, Nanos};
-use crate::engine::Engine;
+use crate::engine::{host_key, lookup, Engine};
 use crate::peer::{Block, Phase, DOWN, UP};
 use crate::timer::TimerKind;
 use crate::{Direction, DisconnectReason, Event, ListenerId, PeerId, Refusal};
@@ -77,7 +77,11 @@ impl Engine {
             Some(Refusal::UnknownListener)
         } else if self.peers.len() >= self.config.max_peers {
             Some(Refusal::MaxPeers)
-        } else if self.per_ip.get(&remote.ip()).copied().unwrap_or(0)
+        } else if self
+            .per_ip
+            .get(&host_key(remote.ip()))
+            .copied()
+            .unwrap_or(0)
             >= self.config.max_peers_per_ip
         {
             Some(Refusal::MaxPeersPerIp)
@@ -99,7 +103,7 @@ impl Engine {
             .listener(listener)
             .map_or(self.config.framing, |l| l.framing);
         let peer = self.insert_peer(remote, Direction::Inbound, framing, now);
-        *self.per_ip.entry(remote.ip()).or_insert(0) += 1;
+        *self.per_ip.entry(host_key(remote.ip())).or_insert(0) += 1;
         self.totals.inbound += 1;
         self.on_established(peer, Direction::Inbound, now);
         Ok(peer)
@@ -187,6 +191,11 @@ impl Engine {
             }
             TimerKind::Idle => {
                 let Some(idle) = idle else { return };
+                // A peer we stopped reading (throttled, pool, paused) is not idle: the remote
+                // may well be sending.
+                if p.blocks[DOWN] != Block::None || p.read_paused {
+                    p.last_activity = now;
+                }
                 let due = p.last_activity.saturating_add(idle);
                 if due <= now {
                     self.close(peer, DisconnectReason::IdleTimeout, now);
@@ -195,7 +204,7 @@ impl Engine {
                 }
             }
             TimerKind::Linger => {
-                if matches!(p.phase, Phase::Draining(_) | Phase::HalfClosed) {
+                if matches!(p.phase, Phase::Draining(_) | Phase::HalfClosed(_)) {
                     self.close(peer, DisconnectReason::LingerTimeout, now);
                 }
             }
@@ -215,22 +224,21 @@ impl Engine {
 
     fn start_global_rounds(&mut self, now: Nanos) {
         for dir in [UP, DOWN] {
-            let spare = std::mem::take(&mut self.scratch);
-            let Some(round) = self.global[dir].start_round(now, spare) else {
-                continue;
-            };
-            for &peer in &round.members {
-                if let Some(p) = self.peer_mut(peer) {
-                    round.admit(&mut p.shares[dir]);
+            let Some(mut round) = self.global[dir].start_round(now) else { continue };
+            while round.quota > 0 {
+                let Some(peer) = self.global[dir].next_candidate() else { break };
+                let Some(p) = lookup(&mut self.peers, peer) else {
+                    self.global[dir].skipped_stale();
+                    continue;
+                };
+                if round.admit(&mut p.shares[dir]) {
+                    self.global[dir].requeue(peer);
                     if p.blocks[dir] == Block::Global {
                         p.blocks[dir] = Block::None;
+                        self.update_interest(peer);
                     }
-                    self.update_interest(peer);
                 }
             }
-            let mut members = round.members;
-            members.clear();
-            self.scratch = members;
             self.global[dir].finish_round(now);
         }
     }

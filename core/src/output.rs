@@ -164,7 +164,9 @@ impl Engine {
             lent += usize::from(p.segment.is_some());
             connecting += usize::from(p.phase == crate::peer::Phase::Connecting);
             if p.direction == crate::Direction::Inbound {
-                *inbound_by_ip.entry(p.addr.ip()).or_insert(0usize) += 1;
+                *inbound_by_ip
+                    .entry(crate::engine::host_key(p.addr.ip()))
+                    .or_insert(0usize) += 1;
             }
         }
         if t.accepted != t.written + queued + t.unsent {

@@ -47,7 +47,7 @@ pub(crate) enum Phase {
     /// (after the remote's EOF).
     Draining(DisconnectReason),
     /// Our FIN is sent after a local disconnect; reading until the remote's EOF.
-    HalfClosed,
+    HalfClosed(DisconnectReason),
 }
 
 /// Why a direction is paused.
@@ -158,7 +158,7 @@ impl Peer {
         match self.phase {
             Phase::Connecting => PeerState::Connecting,
             Phase::Connected => PeerState::Connected,
-            Phase::Draining(_) | Phase::HalfClosed => PeerState::Closing,
+            Phase::Draining(_) | Phase::HalfClosed(_) => PeerState::Closing,
         }
     }
 

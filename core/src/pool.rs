@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 
 /// How many retired segments one `take` examines before giving up (bounded work per call).
 const RECLAIM_TRIES: usize = 4;
+/// How many free segments one `take` examines for one large enough.
+const FREE_SEARCH: usize = 16;
 
 /// A segment as lent to a peer. Its bytes are, in order: unparsed received data (the peer's
 /// `filled`), room already initialised by earlier use (up to `len()`), and spare capacity (up to
@@ -76,12 +78,18 @@ impl Pool {
     /// Lends a segment with at least `room` usable bytes (`room` is capped at the segment size).
     pub(crate) fn take(&mut self, room: usize) -> Option<Segment> {
         let room = room.clamp(1, self.segment_size);
-        while let Some(segment) = self.free.pop() {
-            if segment.capacity() >= room {
-                self.lent += 1;
-                return Some(segment);
-            }
-            self.retire(segment);
+        // The most recently returned segment that is large enough (smaller ones stay free for
+        // readers that need less); bounded search.
+        let found = self
+            .free
+            .iter()
+            .rev()
+            .take(FREE_SEARCH)
+            .position(|s| s.capacity() >= room);
+        if let Some(back) = found {
+            let index = self.free.len() - 1 - back;
+            self.lent += 1;
+            return Some(self.free.swap_remove(index));
         }
         for _ in 0..RECLAIM_TRIES.min(self.reclaiming.len()) {
             let mut segment = self.reclaiming.pop_front()?;

@@ -76,12 +76,24 @@ impl Engine {
         segment.truncate(filled);
         let mut limited = bytes::BufMut::limit(&mut *segment, want);
         let result = read(&mut limited);
-        // What was appended is the truth, whatever the closure returned.
-        let appended = segment.len() - filled;
-        let result = result.map(|n| if n == 0 { 0 } else { appended });
+        // What was appended is the truth, whatever the closure returned. A closure that
+        // shrank the segment or wrote past the limit (through `Limit::get_mut`) broke the
+        // contract: the peer is closed rather than trusting the bytes.
+        let len = segment.len();
+        if len < filled || len - filled > want {
+            segment.truncate(filled);
+            self.close(peer, DisconnectReason::Io(io::ErrorKind::InvalidData), now);
+            return Transfer::Closed;
+        }
+        let appended = len - filled;
         let result = match result {
-            Ok(0) if appended > 0 => Ok(appended),
-            other => other,
+            Ok(_) => Ok(appended),
+            Err(e) if appended > 0 => {
+                // Bytes arrived before the error: take them; the error recurs on the next read.
+                let _ = e;
+                Ok(appended)
+            }
+            Err(e) => Err(e),
         };
         self.finish_read(peer, result, want, now)
     }
@@ -99,10 +111,14 @@ impl Engine {
             });
         }
         if p.blocks[DOWN] != Block::None || p.read_paused {
+            self.release_idle_segment(peer);
             return Err(Transfer::Paused);
         }
         p.idle = false;
         let Some(budget) = self.budget(peer, DOWN, self.pool.segment_size() as u64, now) else {
+            // A throttled peer holds no segment while it waits (a partial message may be
+            // evicted like any idle peer's).
+            self.release_idle_segment(peer);
             return Err(Transfer::Paused);
         };
         let budget = budget as usize;
@@ -200,7 +216,11 @@ impl Engine {
             }
             Ok(n) => {
                 self.on_written(peer, n, now);
-                Transfer::Moved(n)
+                if self.peer_ref(peer).is_some() {
+                    Transfer::Moved(n)
+                } else {
+                    Transfer::Closed
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Transfer::WouldBlock,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Transfer::Moved(0),
@@ -435,8 +455,11 @@ impl Engine {
             self.return_segment(segment);
         }
         let half_close = self.config.half_close;
+        let max_frame = self.config.max_frame_size;
         let Some(p) = self.peer_mut(peer) else { return };
         p.filled = 0;
+        // A partial message at EOF will never complete: drop whatever it holds.
+        p.decoder = crate::frame::Decoder::new(p.framing, max_frame);
         match p.phase {
             Phase::Connecting => {}
             Phase::Connected if half_close => {
@@ -444,7 +467,7 @@ impl Engine {
             }
             Phase::Connected => self.begin_drain(peer, DisconnectReason::Remote, now),
             Phase::Draining(_) => self.after_drain_progress(peer, now),
-            Phase::HalfClosed => self.close(peer, DisconnectReason::Local, now),
+            Phase::HalfClosed(reason) => self.close(peer, reason, now),
         }
         self.update_interest(peer);
     }

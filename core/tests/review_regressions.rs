@@ -182,3 +182,159 @@ fn an_exhausted_pool_does_not_wake_every_waiter_on_every_retry() {
         "{woken} woken for 2 free segments"
     );
 }
+
+#[test]
+fn a_send_racing_a_disconnect_reports_nothing_after_the_disconnected_event() {
+    let now = Instant::now();
+    let (mut engine, listener) = engine(Config::default(), now);
+    let peer = accept(&mut engine, listener, 1, now);
+    engine.abort(peer, now).unwrap();
+    engine.send_or_report(peer, "late".into(), now);
+    let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+    assert!(
+        matches!(events.last(), Some(Event::Disconnected { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_throttled_peer_gives_its_empty_segment_back_to_the_pool() {
+    let now = Instant::now();
+    let limits = Limits::download(Rate::per_second(1000).with_burst(1000));
+    let config = Config {
+        peer_limits: limits,
+        pool_segments: 1,
+        segment_size: 4096,
+        ..Config::default()
+    };
+    let (mut engine, listener) = engine(config, now);
+    let slow = accept(&mut engine, listener, 1, now);
+    let other = accept(&mut engine, listener, 2, now);
+    engine.set_limits(other, Limits::UNLIMITED, now).unwrap();
+    assert_eq!(
+        feed(&mut engine, slow, &[1; 1000], now),
+        Transfer::Moved(1000)
+    );
+    assert_eq!(feed(&mut engine, slow, &[1; 10], now), Transfer::Paused);
+    drain(&mut engine);
+    assert_eq!(feed(&mut engine, other, &[2; 10], now), Transfer::Moved(10));
+}
+
+#[test]
+fn a_read_buf_closure_that_breaks_the_contract_closes_the_peer_without_panicking() {
+    let now = Instant::now();
+    let (mut engine, listener) = engine(Config::default(), now);
+    let peer = accept(&mut engine, listener, 1, now);
+    let r = engine.read_buf_from(peer, now, |buf| {
+        buf.get_mut().extend_from_slice(&vec![0u8; 1 << 20]);
+        Ok(1 << 20)
+    });
+    assert_eq!(r, Transfer::Closed);
+    let peer2 = accept(&mut engine, listener, 2, now);
+    assert_eq!(
+        engine.read_buf_from(peer2, now, |buf| {
+            bytes::BufMut::put_slice(buf, b"hello");
+            Ok(5)
+        }),
+        Transfer::Moved(5)
+    );
+    engine.check_invariants().unwrap();
+}
+
+#[test]
+fn a_peer_the_application_paused_is_not_idle_timed_out() {
+    let now = Instant::now();
+    let config = Config {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..Config::default()
+    };
+    let (mut engine, listener) = engine(config, now);
+    let peer = accept(&mut engine, listener, 1, now);
+    engine.pause_reading(peer, true).unwrap();
+    engine.handle_timeout(now + Duration::from_secs(5));
+    assert!(engine.peer(peer).is_some());
+    engine.pause_reading(peer, false).unwrap();
+    engine.handle_timeout(now + Duration::from_secs(10));
+    assert!(engine.peer(peer).is_none());
+}
+
+#[test]
+fn shutdown_reports_shutdown_after_the_graceful_close() {
+    let now = Instant::now();
+    let (mut engine, listener) = engine(Config::default(), now);
+    let peer = accept(&mut engine, listener, 1, now);
+    engine.shutdown(now);
+    assert!(drain(&mut engine).contains(&Io::ShutdownWrite { peer }));
+    assert_eq!(engine.read_from(peer, now, |_| Ok(0)), Transfer::Closed);
+    let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+    assert!(events.contains(&Event::Disconnected {
+        peer,
+        reason: openp2p_core::DisconnectReason::Shutdown,
+        unsent: 0
+    }));
+    assert!(events.contains(&Event::ShutdownComplete));
+}
+
+#[test]
+fn ipv4_mapped_addresses_and_one_ipv6_network_count_as_one_host() {
+    let now = Instant::now();
+    let (mut engine, listener) = engine(
+        Config {
+            max_peers_per_ip: 2,
+            ..Config::default()
+        },
+        now,
+    );
+    let v4: SocketAddr = "10.1.1.1:1".parse().unwrap();
+    let mapped: SocketAddr = "[::ffff:10.1.1.1]:2".parse().unwrap();
+    assert!(engine.handle_accepted(listener, v4, now).is_ok());
+    assert!(engine.handle_accepted(listener, mapped, now).is_ok());
+    assert!(engine
+        .handle_accepted(listener, "[::ffff:10.1.1.1]:3".parse().unwrap(), now)
+        .is_err());
+    for host in ["[2001:db8::1]:1", "[2001:db8::2]:1"] {
+        assert!(engine
+            .handle_accepted(listener, host.parse().unwrap(), now)
+            .is_ok());
+    }
+    assert!(engine
+        .handle_accepted(listener, "[2001:db8::3]:1".parse().unwrap(), now)
+        .is_err());
+    assert!(engine
+        .handle_accepted(listener, "[2001:db8:0:1::1]:1".parse().unwrap(), now)
+        .is_ok());
+    engine.check_invariants().unwrap();
+}
+
+#[test]
+fn a_thousand_waiters_on_a_global_limit_get_worthwhile_shares() {
+    let now = Instant::now();
+    let global = Limits::download(Rate::per_second(1_000_000).with_burst(20_000));
+    let (mut engine, listener) = engine(
+        Config {
+            global_limits: global,
+            ..Config::default()
+        },
+        now,
+    );
+    let peers: Vec<PeerId> = (0..1000)
+        .map(|i| accept(&mut engine, listener, i, now))
+        .collect();
+    drain(&mut engine);
+    let mut smallest = usize::MAX;
+    let mut reads = 0;
+    let mut t = now;
+    for _ in 0..200 {
+        for &p in &peers {
+            if let Transfer::Moved(n) = feed(&mut engine, p, &[0; 65536], t) {
+                smallest = smallest.min(n);
+                reads += 1;
+            }
+        }
+        drain(&mut engine);
+        t = engine.poll_timeout().unwrap_or(t).max(t);
+        engine.handle_timeout(t);
+    }
+    assert!(reads > 100, "{reads} reads");
+    assert!(smallest >= 2048, "smallest read {smallest}");
+}

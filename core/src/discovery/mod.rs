@@ -9,6 +9,10 @@
 //! [`handle_datagram`](Discovery::handle_datagram). A discovered node's IP address is always the
 //! datagram's source, never anything in the payload (Open.P2P announced a hard-coded 127.0.0.1).
 //!
+//! Trust: beacons are not authenticated. Any host on the LAN can announce nodes (the table is
+//! bounded by `max_nodes`) and so steer `auto_connect`; authenticate peers above this layer when
+//! the LAN is not trusted.
+//!
 //! ```
 //! use openp2p_core::discovery::{Beacon, Discovery, DiscoveryConfig, NodeKey};
 //! use openp2p_core::Event;
@@ -40,6 +44,9 @@ use crate::Event;
 use core::net::SocketAddr;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+/// The shortest announce interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The default UDP port for beacons (Open.P2P's chat used 3000).
 pub const DEFAULT_PORT: u16 = 3000;
@@ -98,8 +105,15 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// A node announcing `me`; `seed` drives the jitter.
+    /// A node announcing `me`; `seed` drives the jitter. The interval is raised to at least
+    /// [`MIN_INTERVAL`] and the expiry to at least one interval, so no setting makes it spin.
     pub fn new(config: DiscoveryConfig, me: Beacon, seed: u64) -> Self {
+        let interval = config.interval.max(MIN_INTERVAL);
+        let config = DiscoveryConfig {
+            interval,
+            expiry: config.expiry.max(interval),
+            ..config
+        };
         let mut beacon = [0u8; MAX_BEACON];
         let beacon_len = me.encode(&mut beacon);
         Discovery {
