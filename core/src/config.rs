@@ -161,7 +161,9 @@ pub struct Config {
     pub send_queue_high_water: usize,
     /// After a `QueueFull`, `Event::Writable` is emitted once the queue drains to this many bytes.
     pub send_queue_low_water: usize,
-    /// Largest framed message, either direction.
+    /// Largest framed message, either direction. A message larger than a segment is gathered
+    /// outside the pool, in memory that grows with the bytes actually received: at most this
+    /// much per peer, so `max_peers x max_frame_size` bounds it for the engine.
     pub max_frame_size: usize,
     /// An outbound connect not completed in this time fails with `TimedOut`.
     pub connect_timeout: Duration,
