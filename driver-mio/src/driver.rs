@@ -477,10 +477,8 @@ fn read_turn(engine: &mut Engine, conn: &mut Conn, peer: PeerId, now: Instant) -
     let stream = &conn.stream;
     for _ in 0..OPS_PER_PASS {
         let mut short = false;
-        let moved = engine.read_from(peer, now, |buf| {
-            let result = crate::socket::read(stream, buf);
-            short = matches!(result, Ok(n) if n > 0 && n < buf.len());
-            result
+        let moved = engine.read_buf_from(peer, now, |buf| {
+            crate::socket::read_spare(stream, buf, &mut short)
         });
         match moved {
             Transfer::Moved(_) if short && !conn.read_closed => {

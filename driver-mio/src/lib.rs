@@ -42,6 +42,12 @@
 //! A simple flow control for bulk senders: count the bytes handed to `send` against the
 //! [`Event::Sent`] reports and keep the difference under `Config::send_queue_high_water`.
 //!
+//! ## Unsafe code
+//!
+//! One function (`socket::read_spare`, two lines) lets `recv(2)` fill the engine's pooled
+//! segment without zeroing it first, via [`Engine::read_buf_from`]; everything else is safe
+//! code and `unsafe` is denied crate-wide.
+//!
 //! ## Errors the driver handles
 //!
 //! `WouldBlock` (edge-triggered readiness is tracked per socket), partial writes (the engine
@@ -49,7 +55,7 @@
 //! `ConnectFailed` / `Disconnected` with the unsent byte count), and accept errors: a resource
 //! error such as `EMFILE` pauses that listener for a short back-off instead of spinning, and is
 //! reported as [`Event::AcceptFailed`] (and counted in [`DriverStats::accept_backoffs`]).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
