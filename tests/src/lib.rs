@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod harness;
+pub mod netns;
 
 pub mod payload;
 pub mod scenarios;

@@ -55,19 +55,20 @@ macro_rules! cells {
 
 cells!(lifecycle);
 cells!(integrity);
-cells!(scale; sim[] mio[#[ignore = "openp2p-mio bug: idle peers keep their pool segment, the pool runs dry past 256 peers (driver-requests-conformance.md mio-1)"]] tokio[] async_std[] smol[]);
+cells!(scale);
 cells!(oversized_frame);
-cells!(flood_max_peers; sim[#[ignore = "core sim bug: a refused accept never ends at the client (core-requests-conformance.md #1)"]] mio[] tokio[] async_std[] smol[]);
-cells!(flood_max_per_ip; sim[#[ignore = "core sim bug: a refused accept never ends at the client (core-requests-conformance.md #1)"]] mio[] tokio[] async_std[] smol[]);
+cells!(flood_max_peers);
+cells!(flood_max_per_ip);
 cells!(slow_reader);
 cells!(reset_mid_transfer);
 cells!(connect_refused);
+cells!(connect_refused_queued; sim[] mio[] tokio[#[ignore = "a send admitted by the handle while the connect fails is neither unsent nor SendRefused: lost without trace (driver-requests-conformance.md accounting-1)"]] async_std[#[ignore = "a send admitted by the handle while the connect fails is neither unsent nor SendRefused: lost without trace (driver-requests-conformance.md accounting-1)"]] smol[#[ignore = "a send admitted by the handle while the connect fails is neither unsent nor SendRefused: lost without trace (driver-requests-conformance.md accounting-1)"]]);
 cells!(idle_timeout);
 cells!(graceful_shutdown);
-cells!(rate_upload; sim[] mio[] tokio[] async_std[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]] smol[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]]);
-cells!(rate_download; sim[] mio[] tokio[] async_std[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]] smol[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]]);
-cells!(rate_global_shared; sim[] mio[] tokio[] async_std[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]] smol[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]]);
-cells!(rate_limit_changed; sim[] mio[] tokio[] async_std[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]] smol[#[ignore = "openp2p-async-std bug: no Writable when Config::sent_events is false (driver-requests-conformance.md async-std-1)"]]);
+cells!(rate_upload);
+cells!(rate_download);
+cells!(rate_global_shared);
+cells!(rate_limit_changed);
 cells!(lifecycle_ipv6);
 cells!(send_many);
 

@@ -5,7 +5,7 @@ use async_io::Timer;
 use futures_lite::future;
 use openp2p_async_std::Node;
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
     SendManyFailures,
 };
 use std::future::Future;
@@ -143,6 +143,10 @@ impl TestNode for AsyncStdNode {
             .expect("async-std: node running")
     }
 
+    fn peer_stats(&self, peer: PeerId) -> Option<PeerStats> {
+        self.run(self.node.stats(peer))
+    }
+
     fn next_event(&self, timeout: Duration) -> Option<Event> {
         self.run(within(timeout, self.node.next_event()))
     }
@@ -154,9 +158,12 @@ impl TestNode for AsyncStdNode {
     fn shutdown(self) -> Vec<Event> {
         let node = &self.node;
         self.run(async {
-            within(PATIENCE, async { Some(node.shutdown().await) })
-                .await
-                .expect("async-std: shutdown within the patience");
+            within(PATIENCE, async {
+                node.shutdown().await;
+                Some(())
+            })
+            .await
+            .expect("async-std: shutdown within the patience");
             let mut out = Vec::new();
             while let Some(event) = within(PATIENCE, node.next_event()).await {
                 let done = event == Event::ShutdownComplete;

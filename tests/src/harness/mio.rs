@@ -2,7 +2,7 @@
 
 use super::{released_port, Harness, TestNode, PATIENCE};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
     SendManyFailures,
 };
 use openp2p_mio::{DialError, Events, Node, RecvTimeoutError, SendWaitError};
@@ -121,6 +121,10 @@ impl TestNode for MioNode {
 
     fn global_stats(&self) -> GlobalStats {
         self.node.global_stats().expect("mio: node running")
+    }
+
+    fn peer_stats(&self, peer: PeerId) -> Option<PeerStats> {
+        self.node.stats(peer).expect("mio: node running")
     }
 
     fn next_event(&self, timeout: Duration) -> Option<Event> {

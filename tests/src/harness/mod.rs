@@ -16,7 +16,7 @@ pub use self::sim::{SimHarness, SimNode};
 pub use self::tokio::{TokioHarness, TokioNode};
 
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
     SendManyFailures,
 };
 use std::net::SocketAddr;
@@ -78,6 +78,9 @@ pub trait TestNode {
 
     /// Node-wide statistics.
     fn global_stats(&self) -> GlobalStats;
+
+    /// A live peer's statistics (`None` for a stale id).
+    fn peer_stats(&self, peer: PeerId) -> Option<PeerStats>;
 
     /// The next event, waiting at most `timeout` (virtual time on the simulated network).
     fn next_event(&self, timeout: Duration) -> Option<Event>;

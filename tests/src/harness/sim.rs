@@ -4,7 +4,7 @@
 use super::{Harness, TestNode, PATIENCE};
 use openp2p_core::sim::{Link, NodeId, SimNet, TraceLine};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
     SendManyFailures,
 };
 use std::cell::RefCell;
@@ -193,6 +193,10 @@ impl TestNode for SimNode {
 
     fn global_stats(&self) -> GlobalStats {
         self.with(|e, _| e.global_stats())
+    }
+
+    fn peer_stats(&self, peer: PeerId) -> Option<PeerStats> {
+        self.with(|e, _| e.stats(peer))
     }
 
     fn next_event(&self, timeout: Duration) -> Option<Event> {

@@ -3,7 +3,7 @@
 
 use super::{released_port, Harness, TestNode, PATIENCE};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
     SendManyFailures,
 };
 use openp2p_tokio::Node;
@@ -112,6 +112,10 @@ impl TestNode for TokioNode {
         self.runtime
             .block_on(self.node.global_stats())
             .expect("tokio: node running")
+    }
+
+    fn peer_stats(&self, peer: PeerId) -> Option<PeerStats> {
+        self.runtime.block_on(self.node.stats(peer))
     }
 
     fn next_event(&self, timeout: Duration) -> Option<Event> {

@@ -57,14 +57,15 @@ fn flood<H: Harness>(h: &mut H, server: Config, admitted: usize, why: Refusal) {
         })
         .collect();
     for _ in 0..refused {
-        expect(&server, "Refused", |e| match e {
-            Event::Refused { reason, .. } => Some(assert_eq!(*reason, why, "{name}")),
+        let reason = expect(&server, "Refused", |e| match e {
+            Event::Refused { reason, .. } => Some(*reason),
             Event::Connected { peer, .. } => panic!("{name}: {peer} admitted past the limit"),
             Event::Disconnected { peer, reason, .. } => {
                 panic!("{name}: existing {peer} disconnected: {reason:?}")
             }
             _ => None,
         });
+        assert_eq!(reason, why, "{name}: refusal reason");
     }
     // Each refused connect ends cleanly at the client: connected then closed by the server, or
     // failed outright; never left hanging.
@@ -94,15 +95,17 @@ fn flood<H: Harness>(h: &mut H, server: Config, admitted: usize, why: Refusal) {
     for (i, &(c, s)) in peers.iter().enumerate() {
         let msg = Bytes::from(format!("still here {i}"));
         client.send(c, msg.clone()).expect("send accepted");
-        expect(&server, "data from an admitted peer", |e| match e {
-            Event::Received { peer, data } if *peer == s => Some(assert_eq!(data, &msg)),
+        let got = expect(&server, "data from an admitted peer", |e| match e {
+            Event::Received { peer, data } if *peer == s => Some(data.clone()),
             _ => None,
         });
+        assert_eq!(got, msg, "{name}");
         server.send(s, msg.clone()).expect("send accepted");
-        expect(&client, "data to an admitted peer", |e| match e {
-            Event::Received { peer, data } if *peer == c => Some(assert_eq!(data, &msg)),
+        let got = expect(&client, "data to an admitted peer", |e| match e {
+            Event::Received { peer, data } if *peer == c => Some(data.clone()),
             _ => None,
         });
+        assert_eq!(got, msg, "{name}");
     }
     // And once one leaves, a newcomer is admitted again.
     let (gone, gone_at_server) = peers[0];

@@ -12,7 +12,7 @@ mod send_many;
 mod slow_reader;
 mod timeouts;
 
-pub use connect::{connect_refused, connect_timeout};
+pub use connect::{connect_refused, connect_refused_queued, connect_timeout};
 pub use flood::{flood_max_peers, flood_max_per_ip};
 pub use integrity::{integrity, integrity_with};
 pub use lifecycle::{lifecycle, lifecycle_ipv6};
@@ -27,7 +27,7 @@ pub use timeouts::{graceful_shutdown, idle_timeout};
 use crate::harness::{expect, wait_for, Harness, TestNode};
 use openp2p_core::{Config, Direction, DisconnectReason, Event, PeerId};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One KiB.
 pub const KIB: usize = 1024;
@@ -122,31 +122,6 @@ pub fn receive_bytes<N: TestNode>(node: &N, peer: PeerId, want: usize) -> Vec<u8
         });
     }
     got
-}
-
-/// Byte arrivals over time, for rate measurements.
-#[derive(Debug, Default)]
-pub struct Arrivals(Vec<(Instant, usize)>);
-
-impl Arrivals {
-    /// Records `n` bytes arriving at `at`.
-    pub fn record(&mut self, at: Instant, n: usize) {
-        self.0.push((at, n));
-    }
-
-    /// Bytes that arrived in `(from, to]`.
-    pub fn between(&self, from: Instant, to: Instant) -> u64 {
-        self.0
-            .iter()
-            .filter(|(t, _)| *t > from && *t <= to)
-            .map(|(_, n)| *n as u64)
-            .sum()
-    }
-
-    /// Bytes per second over `(from, from + d]`.
-    pub fn rate(&self, from: Instant, d: Duration) -> f64 {
-        self.between(from, from + d) as f64 / d.as_secs_f64()
-    }
 }
 
 /// `|got - want| / want`.

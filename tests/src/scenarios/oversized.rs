@@ -34,8 +34,8 @@ pub fn oversized_frame<H: Harness>(h: &mut H) {
     let echo = |label: &str| {
         let msg = Bytes::from(format!("{label} from the good peer"));
         good.send(g, msg.clone()).expect("send accepted");
-        expect(&server, "the good peer's message", |e| match e {
-            Event::Received { peer, data } if *peer == g_at_server => Some(assert_eq!(data, &msg)),
+        let got = expect(&server, "the good peer's message", |e| match e {
+            Event::Received { peer, data } if *peer == g_at_server => Some(data.clone()),
             Event::Disconnected { peer, reason, .. } if *peer == g_at_server => {
                 panic!("{name}: the good peer was disconnected: {reason:?}")
             }
@@ -44,11 +44,13 @@ pub fn oversized_frame<H: Harness>(h: &mut H) {
         server
             .send(g_at_server, msg.clone())
             .expect("send accepted");
-        expect(&good, "the echo", |e| match e {
-            Event::Received { data, .. } => Some(assert_eq!(data, &msg)),
+        assert_eq!(got, msg, "{name}");
+        let got = expect(&good, "the echo", |e| match e {
+            Event::Received { data, .. } => Some(data.clone()),
             Event::Disconnected { reason, .. } => panic!("{name}: good peer cut: {reason:?}"),
             _ => None,
         });
+        assert_eq!(got, msg, "{name}");
     };
     echo("before");
 

@@ -41,7 +41,7 @@ pub fn idle_timeout<H: Harness>(h: &mut H) {
 }
 
 /// The client queues 3 MiB in 16 messages and shuts down at once: every message arrives intact,
-/// the client reports `Disconnected { Local, unsent: 0 }` then `ShutdownComplete`, and the server
+/// the client reports `Disconnected { Shutdown, unsent: 0 }` then `ShutdownComplete`, and the server
 /// sees the remote close.
 pub fn graceful_shutdown<H: Harness>(h: &mut H) {
     let name = h.name();
@@ -75,7 +75,7 @@ pub fn graceful_shutdown<H: Harness>(h: &mut H) {
         [
             &Event::Disconnected {
                 peer: at_client,
-                reason: DisconnectReason::Local,
+                reason: DisconnectReason::Shutdown,
                 unsent: 0
             },
             &Event::ShutdownComplete
