@@ -5,7 +5,9 @@ mod checks;
 
 use super::reference::{framed, Reference};
 use super::{framing, io_error, limits, Input, START};
-use crate::{Config, Engine, Framing, Interest, Limits, ListenerId, PeerId, SendError, Transfer};
+use crate::{
+    Config, Engine, Event, Framing, Interest, Limits, ListenerId, PeerId, SendError, Transfer,
+};
 use bytes::Bytes;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
@@ -115,6 +117,11 @@ struct Harness {
     received: u64,
     shutdown: bool,
     shutdown_seen: bool,
+    /// `AcceptFailed` events due (one per accept error on a live listener) and seen.
+    accept_errors_expected: u64,
+    accept_errors_seen: u64,
+    /// Events already taken from the engine in this step, to be checked before any others.
+    early: VecDeque<Event>,
 }
 
 /// Runs the engine state machine on an arbitrary sequence of application commands, driver byte
@@ -148,6 +155,9 @@ pub fn engine(data: &[u8], base: Instant) {
         received: 0,
         shutdown: false,
         shutdown_seen: false,
+        accept_errors_expected: 0,
+        accept_errors_seen: 0,
+        early: VecDeque::new(),
     };
     let mut ops = 0;
     while !input.is_empty() && ops < MAX_OPS {
@@ -227,7 +237,7 @@ impl Harness {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let now = self.now();
-        match input.u8() % 25 {
+        match input.u8() % 27 {
             0 => {
                 let framing = framing(input, self.config.framing);
                 let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
@@ -355,6 +365,21 @@ impl Harness {
                     }
                 }
             }
+            25 => {
+                let (l, error) = (self.pick_listener(input), io_error(input));
+                if let Some(l) = l {
+                    self.engine.handle_accept_error(l, error, now);
+                    let live = matches!(self.listener_state.get(&l), Some(0 | 1));
+                    self.accept_errors_expected += u64::from(live);
+                }
+            }
+            26 => {
+                let peer = self.pick_peer(input);
+                let data = self.payload(input, peer);
+                if let Some(peer) = peer {
+                    self.send_or_report(peer, data, now);
+                }
+            }
             15 | 16 => self.read(input, now),
             17 | 18 => self.write(input, now),
             19 => {
@@ -439,6 +464,41 @@ impl Harness {
             }
             Err(_) => {}
         }
+    }
+
+    /// `send_or_report`: a refusal must come back as `Event::SendRefused` carrying the message,
+    /// in order with the peer's other events; a message for a dead peer is dropped silently.
+    fn send_or_report(&mut self, peer: PeerId, data: Vec<u8>, now: Instant) {
+        self.engine
+            .send_or_report(peer, Bytes::from(data.clone()), now);
+        let events: VecDeque<Event> = std::iter::from_fn(|| self.engine.poll_event()).collect();
+        let refusal = events.iter().find_map(|e| match e {
+            Event::SendRefused {
+                peer: p,
+                error,
+                data: d,
+            } if *p == peer => Some((*error, d)),
+            _ => None,
+        });
+        let result = match refusal {
+            Some((error, returned)) => {
+                assert_eq!(
+                    &returned[..],
+                    &data[..],
+                    "SendRefused hands back another message"
+                );
+                assert_ne!(
+                    error,
+                    SendError::UnknownPeer,
+                    "SendRefused for an unknown peer"
+                );
+                Err(error)
+            }
+            None if self.model(peer).life == Life::Dead => Err(SendError::UnknownPeer),
+            None => Ok(()),
+        };
+        self.on_send(peer, &data, result);
+        self.early = events;
     }
 
     /// Checks `send`'s answer against the documented rules and records what it accepted.
