@@ -1,14 +1,17 @@
 //! Loopback benchmarks against raw Tokio, measured in one run and interleaved:
 //!
-//! 1. throughput: 1 GiB over one connection (openp2p `send` of shared 1 MiB `Bytes`, received as
-//!    `Event::Received`) against a raw `TcpStream` `write_all` / `read` copy;
-//! 2. echo: 100 raw Tokio clients doing 64-byte round trips against the README echo (each peer's
-//!    `PeerStream` copied back to itself), against a raw Tokio echo server.
+//! 1. throughput: 1 GiB over one connection (openp2p `send_now` of a shared 1 MiB `Bytes`,
+//!    received as `Event::Received`) against a raw `TcpStream` `write_all` / `read` copy;
+//! 2. echo: 100 raw Tokio clients doing 64-byte round trips for a few seconds against (a) a raw
+//!    Tokio echo server, (b) the README echo on openp2p: each peer's `PeerStream` read and
+//!    written back by the same loop as the raw server, and (c) an openp2p event loop echoing
+//!    every `Received` with `send_now` (zero copy).
 //!
 //! `cargo bench -p openp2p-tokio --bench loopback` (optional args: `runs=N echo_secs=S`,
-//! `only=throughput|echo`, `flavor=current_thread`).
-//! Loopback throughput is bimodal on shared machines, so every run is printed, with CPU time
-//! per byte (all threads of the process) next to the wall-clock rate.
+//! `only=throughput|echo`, `flavor=current_thread`; for profiling one side,
+//! `OPENP2P_BENCH_ONLY_OURS=1` and `OPENP2P_BENCH_ECHO=raw|streams|events`).
+//! Loopback throughput is bimodal on shared machines, so every run is printed, with the CPU time
+//! of all threads of the process (per byte, per round trip) next to the wall-clock rate.
 
 use bytes::Bytes;
 use openp2p_tokio::{Config, Direction, Event, Node, SendError};
