@@ -302,8 +302,10 @@ impl Node {
     }
 
     /// Runs `f` on the IO thread with read-only access to the engine and the driver's counters,
-    /// and returns its result. Keep it short: the IO thread does nothing else meanwhile. A panic
-    /// in `f` is caught on the IO thread (the node keeps running) and resumed in the caller.
+    /// and returns its result. Keep it short: the IO thread does nothing else meanwhile, and do
+    /// not call this node's handle from inside `f` (a command that waits for the IO thread would
+    /// wait for itself). A panic in `f` is caught on the IO thread (the node keeps running) and
+    /// resumed in the caller.
     pub fn query<T, F>(&self, f: F) -> Result<T, Stopped>
     where
         T: Send + 'static,
