@@ -35,7 +35,7 @@ const PING: usize = 64;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let runs: usize = args.next().map_or(Ok(5), |a| a.parse())?;
+    let runs: usize = args.next().map_or(Ok(5), |a| a.parse::<usize>())?.max(1);
     let gib: f64 = args.next().map_or(Ok(1.0), |a| a.parse())?;
     let echo_secs: f64 = args.next().map_or(Ok(3.0), |a| a.parse())?;
     let total = (gib * (1u64 << 30) as f64) as u64;
