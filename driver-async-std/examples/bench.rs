@@ -2,12 +2,19 @@
 //!
 //!     cargo run --release -p openp2p-async-std --example bench -- [RUNS] [ECHO_SECONDS]
 //!
-//! Each run measures, interleaved so that machine noise hits both sides alike:
-//! - 1 GiB over one loopback connection: raw `Async<TcpStream>` (writer and reader on one
-//!   thread, `async_std::task::block_on`) against one openp2p node connected to itself (driver
-//!   on its own thread, the application draining events); wall time and process CPU time.
-//! - echo, 100 peers x 64 B, one message in flight per peer: raw async-io tasks on async-std's
-//!   executor against two openp2p nodes (server echoes `Received`, client counts round trips).
+//! Each run measures, interleaved so that machine noise hits every side alike:
+//! - 1 GiB over one loopback connection, wall time and process CPU time: raw `Async<TcpStream>`
+//!   (writer and reader zipped on one thread under `async_std::task::block_on`), reading into
+//!   one 128 KiB buffer, and again rotating 256 such buffers (the footprint of openp2p's receive
+//!   pool, where every received chunk is handed on without a copy and so lives in its own
+//!   memory); against one openp2p node connected to itself, its driver either a task zipped
+//!   with the application on the same thread (`Node::new`) or on its own thread (`Node::start`).
+//! - echo, 100 peers x 64 B, one message in flight per peer, for ECHO_SECONDS: raw async-io
+//!   tasks on async-std's executor against two openp2p nodes (the server echoes `Received`, the
+//!   client counts round trips), drivers spawned on async-std's executor or on their own threads.
+//!
+//! `-- RUNS ECHO_SECONDS profile` (or `profile-raw`) runs only one throughput side, for
+//! `perf record`. `BENCH_POOL_SEGMENTS=N` changes openp2p's pool size.
 //!
 //! Loopback throughput is bimodal on some machines (scheduler placement): compare the medians
 //! and the CPU time per byte, which is stable.
@@ -67,7 +74,13 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-async fn raw_throughput() -> Result<Throughput> {
+/// Buffers of the "rotating" raw baseline: the engine's default receive pool is 256 segments of
+/// 128 KiB, and every chunk it hands to the application lives in its own piece of that pool.
+const ROTATING_BUFFERS: usize = 256;
+
+/// 1 GiB over raw async-io sockets, read into `buffers` rotating 128 KiB buffers (1: one hot
+/// buffer, the socket's cost alone; 256: the memory footprint of openp2p's receive pool).
+async fn raw_throughput(buffers: usize) -> Result<Throughput> {
     let listener = Async::<TcpListener>::bind(loopback())?;
     let addr = listener.get_ref().local_addr()?;
     let (writer, accepted) =
@@ -87,14 +100,12 @@ async fn raw_throughput() -> Result<Throughput> {
         std::io::Result::Ok(())
     };
     let read = async {
-        let offset: usize = std::env::var("BENCH_RAW_OFFSET")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut buf = vec![0u8; READ_BUF + offset];
+        let mut bufs = vec![vec![0u8; READ_BUF]; buffers.max(1)];
         let mut got = 0u64;
+        let mut i = 0;
         while got < GIB {
-            match (&reader).read(&mut buf[offset..]).await? {
+            i = (i + 1) % bufs.len();
+            match (&reader).read(&mut bufs[i]).await? {
                 0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 n => got += n as u64,
             }
@@ -135,10 +146,16 @@ enum Placement {
 
 fn start(placement: Placement) -> Result<(Node, Option<Driver>)> {
     // Nobody here listens for `Sent`: the raw baseline has no such events either.
-    let config = Config {
+    let mut config = Config {
         sent_events: false,
         ..Config::default()
     };
+    if let Some(segments) = std::env::var("BENCH_POOL_SEGMENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.pool_segments = segments;
+    }
     Ok(match placement {
         Placement::Thread => (Node::start(config)?, None),
         Placement::Task => {
@@ -299,63 +316,64 @@ fn main() -> Result<()> {
     let runs: usize = args.next().map_or(Ok(5), |a| a.parse())?;
     let echo_for = Duration::from_secs_f64(args.next().map_or(Ok(3.0), |a| a.parse())?);
     let only = args.next().unwrap_or_default();
-    let placements = [Placement::Task, Placement::Thread];
+    if only == "profile" || only == "profile-raw" {
+        // One side only, for `perf record`.
+        for run in 1..=runs {
+            let t = if only == "profile" {
+                async_std::task::block_on(openp2p_throughput(Placement::Task))?
+            } else {
+                async_std::task::block_on(raw_throughput(1))?
+            };
+            println!(
+                "run {run}: {only} {:6.2} GB/s  {:5.0} ns CPU/KiB",
+                t.gbps(),
+                t.cpu_ns_per_kib()
+            );
+        }
+        return Ok(());
+    }
+    const RAW: &str = "raw async-io";
+    const RAW_ROTATING: &str = "raw, 256 buffers";
+    const TASK: &str = "openp2p, driver task";
+    const THREAD: &str = "openp2p, driver thread";
+    let name = |p: Placement| if p == Placement::Task { TASK } else { THREAD };
     let mut gbps: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut cpu: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut echo: HashMap<&str, Vec<f64>> = HashMap::new();
-    let name = |p: Placement| {
-        if p == Placement::Task {
-            "openp2p (driver task)"
-        } else {
-            "openp2p (driver thread)"
-        }
+    let mut record = |side: &'static str, t: &Throughput, run: usize| {
+        println!(
+            "run {run}: 1 GiB  {side:<23} {:6.2} GB/s  {:5.0} ns CPU/KiB",
+            t.gbps(),
+            t.cpu_ns_per_kib()
+        );
+        gbps.entry(side).or_default().push(t.gbps());
+        cpu.entry(side).or_default().push(t.cpu_ns_per_kib());
     };
     for run in 1..=runs {
-        if only == "profile-raw" {
-            let t = async_std::task::block_on(raw_throughput())?;
-            println!(
-                "run {run}: 1 GiB  raw {:6.2} GB/s  {:5.0} ns CPU/KiB",
-                t.gbps(),
-                t.cpu_ns_per_kib()
-            );
-            continue;
-        }
-        if only == "profile" {
-            // Only openp2p's throughput with the driver as a task: for `perf record`.
-            let t = async_std::task::block_on(openp2p_throughput(Placement::Task))?;
-            println!(
-                "run {run}: 1 GiB  openp2p {:6.2} GB/s  {:5.0} ns CPU/KiB",
-                t.gbps(),
-                t.cpu_ns_per_kib()
-            );
-            continue;
-        }
         if only.is_empty() || only == "throughput" {
-            let raw = async_std::task::block_on(raw_throughput())?;
-            println!(
-                "run {run}: 1 GiB  raw async-io            {:6.2} GB/s  {:5.0} ns CPU/KiB",
-                raw.gbps(),
-                raw.cpu_ns_per_kib()
+            // Interleaved, so that the machine's noise hits every side alike.
+            record(RAW, &async_std::task::block_on(raw_throughput(1))?, run);
+            record(
+                TASK,
+                &async_std::task::block_on(openp2p_throughput(Placement::Task))?,
+                run,
             );
-            gbps.entry("raw").or_default().push(raw.gbps());
-            cpu.entry("raw").or_default().push(raw.cpu_ns_per_kib());
-            for p in placements {
-                let t = async_std::task::block_on(openp2p_throughput(p))?;
-                println!(
-                    "run {run}: 1 GiB  {:<23} {:6.2} GB/s  {:5.0} ns CPU/KiB",
-                    name(p),
-                    t.gbps(),
-                    t.cpu_ns_per_kib()
-                );
-                gbps.entry(name(p)).or_default().push(t.gbps());
-                cpu.entry(name(p)).or_default().push(t.cpu_ns_per_kib());
-            }
+            record(
+                RAW_ROTATING,
+                &async_std::task::block_on(raw_throughput(ROTATING_BUFFERS))?,
+                run,
+            );
+            record(
+                THREAD,
+                &async_std::task::block_on(openp2p_throughput(Placement::Thread))?,
+                run,
+            );
         }
         if only.is_empty() || only == "echo" {
             let raw = async_std::task::block_on(raw_echo(echo_for))?;
-            println!("run {run}: echo {PEERS} x {MESSAGE} B  raw async-io            {raw:8.0} round trips/s");
-            echo.entry("raw").or_default().push(raw);
-            for p in placements {
+            println!("run {run}: echo {PEERS} x {MESSAGE} B  {RAW:<23} {raw:8.0} round trips/s");
+            echo.entry(RAW).or_default().push(raw);
+            for p in [Placement::Task, Placement::Thread] {
                 let e = async_std::task::block_on(openp2p_echo(echo_for, p))?;
                 println!(
                     "run {run}: echo {PEERS} x {MESSAGE} B  {:<23} {e:8.0} round trips/s",
@@ -370,15 +388,14 @@ fn main() -> Result<()> {
         ("CPU ns/KiB", &mut cpu),
         ("echo /s", &mut echo),
     ] {
-        let Some(raw) = table.get_mut("raw").map(|v| median(v)) else {
+        let Some(raw) = table.get_mut(RAW).map(|v| median(v)) else {
             continue;
         };
-        for p in placements {
-            if let Some(v) = table.get_mut(name(p)) {
+        for side in [RAW_ROTATING, TASK, THREAD] {
+            if let Some(v) = table.get_mut(side) {
                 let m = median(v);
                 println!(
-                    "median of {runs}: {what:<11} raw {raw:10.2}  {:<23} {m:10.2}  ratio {:.3}",
-                    name(p),
+                    "median of {runs}: {what:<11} {RAW} {raw:9.2}  {side:<23} {m:9.2}  ratio {:.3}",
                     m / raw
                 );
             }

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Loop rounds one `poll` may run before yielding to the executor.
-const ROUNDS_PER_POLL: usize = 32;
+const ROUNDS_PER_POLL: usize = 8;
 /// Commands applied per round, so a flood of sends cannot starve the sockets.
 const COMMANDS_PER_ROUND: usize = 512;
 

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Socket calls one peer direction may make per turn before others get theirs.
-const CALLS_PER_TURN: usize = 16;
+const CALLS_PER_TURN: usize = 8;
 /// Connections one listener may accept per turn.
 const ACCEPTS_PER_TURN: usize = 64;
 /// How long a listener that failed to accept (out of descriptors) waits before trying again.
