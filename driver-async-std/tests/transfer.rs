@@ -161,11 +161,14 @@ async fn a_graceful_disconnect_delivers_every_queued_byte(start: fn(Config) -> N
 
 async fn a_reset_mid_transfer_reports_the_unsent_bytes(start: fn(Config) -> Node) {
     const TOTAL: usize = 8 * MIB;
-    // A raw server that reads a little, then resets the connection (linger 0).
+    // A raw server that, once everything is queued, reads a little, then resets the
+    // connection (linger 0).
     let listener = std::net::TcpListener::bind(loopback()).expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let (queued, all_queued) = std::sync::mpsc::channel::<()>();
     let resetter = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().expect("accept");
+        let _ = all_queued.recv();
         let mut buf = vec![0; 64 * 1024];
         let mut read = 0;
         while read < 256 * 1024 {
@@ -188,6 +191,7 @@ async fn a_reset_mid_transfer_reports_the_unsent_bytes(start: fn(Config) -> Node
         .await
         .expect("connect");
     send_pattern(&client, peer, 0, TOTAL).await;
+    queued.send(()).expect("resetter waits");
     let mut written = 0u64;
     let (reason, unsent) = loop {
         match common::next(&client, "Sent or Disconnected").await {
