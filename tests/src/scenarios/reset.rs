@@ -4,6 +4,7 @@
 use super::{disconnected, pair, MIB};
 use crate::harness::{wait_for, Harness, TestNode};
 use openp2p_core::{Bytes, Config, DisconnectReason, Event, Limits, Rate};
+use std::time::Duration;
 
 /// The receiver reads at 1 MiB/s; the sender queues 16 MiB; once 256 KiB have arrived the
 /// receiver aborts (a reset). The sender sees `Disconnected { Io(_), unsent > 0 }` and its
@@ -29,8 +30,15 @@ pub fn reset_mid_transfer<H: Harness>(h: &mut H) {
     while got < 256 * 1024 {
         got += super::receive_bytes(&p.server, p.at_server, 1).len();
     }
+    let aborted_at = p.server.now();
     p.server.abort(p.at_server);
     let (reason, unsent_here) = disconnected(&p.server, p.at_server);
+    // An abort is local: nothing to wait for on the network.
+    let took = p.server.now() - aborted_at;
+    assert!(
+        took < Duration::from_secs(1),
+        "{name}: Aborted reported {took:?} after abort"
+    );
     assert_eq!(reason, DisconnectReason::Aborted, "{name}");
     assert_eq!(unsent_here, 0, "{name}: the receiver had nothing queued");
 
