@@ -666,6 +666,7 @@ impl Harness {
             wanted,
             "{peer:?} was written although its interest had no write"
         );
+        let gone = self.engine.peer(peer).is_none();
         let m = self.model(peer);
         assert!(!offered.is_empty(), "empty write offered");
         assert!(
@@ -673,7 +674,16 @@ impl Harness {
             "{peer:?}: offered bytes are not the front of what was accepted"
         );
         if took > 0 {
-            assert_eq!(result, Transfer::Moved(took));
+            // `Closed` when this write finished a graceful close.
+            let expected = if gone {
+                Transfer::Closed
+            } else {
+                Transfer::Moved(took)
+            };
+            assert_eq!(
+                result, expected,
+                "{peer:?}: write of {took} answered {result:?}"
+            );
             self.record_written(peer, took);
         }
     }
