@@ -68,13 +68,15 @@
 //! has its own [`Waker`](std::task::Waker) that the driver passes to Tokio's
 //! `poll_read_ready` / `poll_write_ready` / `poll_accept`. When the reactor fires it, it pushes
 //! that socket's token onto a ready queue (deduplicated by a flag) and wakes the driver, which
-//! then services exactly those sockets: one non-blocking `try_read` into the engine's pooled
-//! segment or one `try_write` / `try_write_vectored` of the engine's queue slices per call,
-//! repeated until the socket would block, the engine pauses the direction (rate limit, pool) or
-//! the socket has had its turn (fairness; it is then serviced again in the next round). When the engine turns a
-//! direction on, the driver tries it at once, since readiness may have arrived while it was off.
-//! Received data reaches the application as the engine's pooled `Bytes`, without a copy; no lock
-//! is held across socket IO.
+//! then services exactly those sockets: one non-blocking `try_read_buf` into the engine's pooled
+//! segment's spare capacity (nothing is zeroed) or one `try_write` / `try_write_vectored` of the
+//! engine's queue slices per call, repeated until the socket would block (Tokio clears its
+//! readiness only then, so a short read does not end the turn), the engine pauses the direction
+//! (rate limit, pool) or the socket has had its turn (fairness; it is then serviced again in the
+//! next round). When the engine turns a direction on, the driver tries it at once, since
+//! readiness may have arrived while it was off. Received data reaches the application as the
+//! engine's pooled `Bytes`, without a copy; no lock is held across socket IO. The driver's own
+//! work is visible in [`Node::driver_stats`].
 //!
 //! The driver sleeps on a single `tokio::time::Sleep`, reset only when the engine's
 //! [`poll_timeout`](Engine::poll_timeout) changes, and checks the deadline itself before polling
