@@ -345,7 +345,32 @@ async fn a_lagging_stream_pauses_its_peer_instead_of_buffering(start: fn(Config)
     server.shutdown().await;
 }
 
+async fn ipv6_loopback_carries_data(start: fn(Config) -> Node) {
+    let server = start(Config::default());
+    let addr = match within("listen", server.listen("[::1]:0".parse().expect("addr"))).await {
+        Ok(addr) => addr,
+        Err(BindError::Io(kind)) => {
+            eprintln!("skipped: IPv6 loopback unavailable here ({kind})");
+            return;
+        }
+        Err(e) => panic!("listen: {e}"),
+    };
+    assert!(addr.is_ipv6());
+    let client = start(Config::default());
+    let peer = within("connect", client.connect(addr))
+        .await
+        .expect("connect");
+    let remote = inbound(&server).await;
+    within("send", client.send(peer, "over v6".into()))
+        .await
+        .expect("send");
+    assert_eq!(collect(&server, remote, 7).await, b"over v6");
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
 on_both_runtimes!(
+    ipv6_loopback_carries_data,
     a_lagging_stream_pauses_its_peer_instead_of_buffering,
     lifecycle_events_are_paired_and_ordered,
     a_closed_port_yields_connect_failed,
