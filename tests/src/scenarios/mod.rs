@@ -27,6 +27,7 @@ pub use timeouts::{graceful_shutdown, idle_timeout};
 use crate::harness::{expect, wait_for, Harness, TestNode};
 use openp2p_core::{Config, Direction, DisconnectReason, Event, PeerId};
 use std::net::SocketAddr;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 /// One KiB.
@@ -151,4 +152,18 @@ pub fn wait_logged<N: TestNode, T>(
     pick: impl FnMut(&Event) -> Option<T>,
 ) -> T {
     wait_for(node, what, |e| log.push(e), pick)
+}
+
+/// Rate measurements on real sockets need the CPU: while one runs (shared with other
+/// measurements), no CPU-heavy cell of the same test process runs.
+static CPU: RwLock<()> = RwLock::new(());
+
+/// Held by a rate measurement on a real driver (several may run at once).
+pub fn measuring<H: Harness>(h: &H) -> Option<RwLockReadGuard<'static, ()>> {
+    (!h.is_virtual()).then(|| CPU.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Held by a CPU-heavy scenario, on every driver (the simulated network burns CPU too).
+pub fn heavy() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
 }
