@@ -40,6 +40,8 @@ pub(crate) struct SharedBudget {
     stale: usize,
     /// Candidates a started round may still look at (bounds one round's work to the queue).
     scan_left: usize,
+    /// Peers released from the queue when contention ended, for the caller to wake.
+    released: Vec<PeerId>,
     wake_at: Option<Nanos>,
 }
 
@@ -61,7 +63,13 @@ impl Round {
             share.parked = false;
             return false;
         }
-        *share = Share { round: self.round, left: self.share, used: false, wants: false, parked: true };
+        *share = Share {
+            round: self.round,
+            left: self.share,
+            used: false,
+            wants: false,
+            parked: true,
+        };
         self.quota = self.quota.saturating_sub(1);
         true
     }
@@ -80,6 +88,7 @@ impl SharedBudget {
             queue: VecDeque::new(),
             stale: 0,
             scan_left: 0,
+            released: Vec::new(),
             wake_at: None,
         }
     }
@@ -189,6 +198,15 @@ impl SharedBudget {
             return None;
         }
         let available = bucket.available(now);
+        if available >= bucket.burst() {
+            // Nobody drew from the bucket for a whole refill: the contention is over. Everyone
+            // queued is released (the caller wakes them) and takes freely again.
+            self.contended = false;
+            self.wake_at = None;
+            self.stale = 0;
+            self.released.extend(self.queue.drain(..));
+            return None;
+        }
         if available < bucket.wake_amount() {
             // Someone consumed since the deadline was computed: try again later.
             self.reschedule(now);
@@ -198,7 +216,17 @@ impl SharedBudget {
         self.round += 1;
         self.wake_at = None;
         self.scan_left = self.queue.len();
-        Some(Round { round: self.round, share: (available / quota).max(1), quota })
+        Some(Round {
+            round: self.round,
+            share: (available / quota).max(1),
+            quota,
+        })
+    }
+
+    /// Peers released when contention ended (see `start_round`); the caller un-parks and wakes
+    /// them.
+    pub(crate) fn take_released(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.released)
     }
 
     /// The next queued peer to consider for the round (possibly a stale id: skip it).
@@ -277,7 +305,9 @@ mod tests {
             now += MS;
             if let Some(mut round) = budget.start_round(now) {
                 while round.quota > 0 {
-                    let Some(p) = budget.next_candidate() else { break };
+                    let Some(p) = budget.next_candidate() else {
+                        break;
+                    };
                     if round.admit(&mut shares[p.index as usize]) {
                         budget.requeue(p);
                     }

@@ -106,7 +106,11 @@ pub fn bucket(data: &[u8]) {
                 }
             }
             8 => {
-                if let Some(mut round) = shared.start_round(t) {
+                let round = shared.start_round(t);
+                for p in shared.take_released() {
+                    shares[p.slot()].parked = false;
+                }
+                if let Some(mut round) = round {
                     while round.quota > 0 {
                         let Some(p) = shared.next_candidate() else {
                             break;
