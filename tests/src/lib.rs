@@ -7,6 +7,20 @@
 //! `tests/determinism.rs` checks that the simulated runs repeat their event traces exactly;
 //! `tests/multi_host.rs` runs peers on three hosts made of network namespaces.
 //!
+//! | Scenario (`scenarios::…`) | What it pins |
+//! |---|---|
+//! | `lifecycle`, `lifecycle_ipv6` | listen, connect, a message each way, graceful close: the exact event sequence on both nodes, on 127.0.0.1 and ::1 |
+//! | `integrity` | 0 B to 4 MiB messages in `Raw`, `LengthPrefixed`, `Delimited`, both directions at once, by length and checksum |
+//! | `scale` | 1,000 connections between two nodes, each echoing a 4 KiB message |
+//! | `oversized_frame` | `FrameTooLarge { len, max }` for the offender only |
+//! | `flood_max_peers`, `flood_max_per_ip` | refusals past the limits; admitted peers carry on |
+//! | `slow_reader` | `QueueFull` at the high-water mark, bounded memory, then `Writable` |
+//! | `reset_mid_transfer` | `Disconnected { Io, unsent }` and accepted = written + unsent |
+//! | `connect_refused`, `connect_refused_queued`, `connect_timeout` (sim) | connect failures and their accounting |
+//! | `idle_timeout`, `graceful_shutdown` | the idle cut; everything queued arrives on shutdown |
+//! | `rate_upload`, `rate_download`, `rate_global_shared`, `rate_limit_changed` | token buckets within 5 % over 4 s (1 % over 10 virtual s) |
+//! | `send_many` | one payload to 50 peers, a dead id refused alone |
+//!
 //! This crate is test support: its functions panic (with the driver's name and what was
 //! expected) when a driver breaks the contract, which is how a test fails.
 //!

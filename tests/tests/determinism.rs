@@ -42,6 +42,8 @@ deterministic!(
     integrity,
     scale,
     oversized_frame,
+    flood_max_peers,
+    flood_max_per_ip,
     slow_reader,
     reset_mid_transfer,
     connect_refused,

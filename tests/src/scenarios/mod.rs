@@ -24,7 +24,7 @@ pub use send_many::send_many;
 pub use slow_reader::slow_reader;
 pub use timeouts::{graceful_shutdown, idle_timeout};
 
-use crate::harness::{expect, wait_for, Harness, TestNode};
+use crate::harness::{expect, Harness, TestNode};
 use openp2p_core::{Config, Direction, DisconnectReason, Event, PeerId};
 use std::net::SocketAddr;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -142,16 +142,6 @@ pub fn pump_until<N: TestNode>(node: &N, until: Instant, mut on_event: impl FnMu
             on_event(node.now(), event);
         }
     }
-}
-
-/// Waits for `what` on `node` while keeping every skipped event in `log`.
-pub fn wait_logged<N: TestNode, T>(
-    node: &N,
-    what: &str,
-    log: &mut Vec<Event>,
-    pick: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    wait_for(node, what, |e| log.push(e), pick)
 }
 
 /// Rate measurements on real sockets need the CPU: while one runs (shared with other
