@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 /// How many retired segments one `take` examines before giving up (bounded work per call).
 const RECLAIM_TRIES: usize = 4;
 /// How many of the most recently retired segments one `take` tries first (cache-hot reuse).
-const HOT_TRIES: usize = 2;
+const HOT_TRIES: usize = 8;
 /// How many free segments one `take` examines for one large enough.
 const FREE_SEARCH: usize = 16;
 
