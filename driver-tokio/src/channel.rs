@@ -34,6 +34,11 @@ pub(crate) struct LinkState {
     pub(crate) read_closed: bool,
     /// The driver paused reading this peer because `inbound` is full.
     pub(crate) read_paused: bool,
+    /// Bytes of this peer's `Received` events waiting in the node's event queue.
+    pub(crate) event_bytes: usize,
+    /// The driver paused reading this peer because `event_bytes` passed `inbound_high`: the
+    /// application takes events slower than the socket delivers (resumed at a quarter of it).
+    pub(crate) events_paused: bool,
     /// The stream was dropped: received data is discarded.
     pub(crate) discard: bool,
     /// Bytes (framing included) accepted for this peer and not yet taken by the socket.

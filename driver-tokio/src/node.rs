@@ -67,6 +67,7 @@ impl Node {
         let engine = Engine::new(config.clone())?;
         let (commands, receiver) = unbounded_channel();
         let shared = Arc::new(Shared::default());
+        shared.lock().commands = Some(commands.downgrade());
         let driver = Driver::new(engine, Arc::new(config), receiver, shared.clone());
         runtime.spawn(driver.run());
         Ok(Node { commands, shared })
@@ -375,8 +376,14 @@ impl Node {
             }
         }
         shared.events = kept;
+        // The backlog moved to the stream: its reader now decides when to resume.
+        state.event_bytes = 0;
+        let resume = std::mem::take(&mut state.events_paused) && !state.read_paused;
         drop(state);
         drop(shared);
+        if resume {
+            let _ = self.commands.send(Command::ResumeReading { peer });
+        }
         if pause {
             // Rare (a backlog of unread data): the stream resumes reading when it catches up.
             let _ = self.commands.send(Command::PauseReading { peer });

@@ -23,6 +23,9 @@ pub(crate) struct SharedState {
     pub(crate) links: HashMap<PeerId, Arc<PeerLink>>,
     /// The driver has stopped: once `events` is empty, the event stream ends.
     pub(crate) ended: bool,
+    /// Reaches the driver to resume a peer paused for event back-pressure (weak, so the
+    /// channel still closes when the application drops every handle).
+    pub(crate) commands: Option<tokio::sync::mpsc::WeakUnboundedSender<crate::command::Command>>,
 }
 
 impl SharedState {
@@ -30,10 +33,31 @@ impl SharedState {
     /// peer's last event, so `Node::stream` works until then.
     fn pop(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
+        if let Event::Received { peer, data } = &event {
+            self.taken_received(*peer, data.len());
+        }
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = &event {
             self.links.remove(peer);
         }
         Some(event)
+    }
+
+    /// The application took `len` bytes of `peer`'s data from the queue: resume reading the peer
+    /// once its backlog is down to a quarter of the pause mark.
+    fn taken_received(&mut self, peer: PeerId, len: usize) {
+        let Some(link) = self.links.get(&peer) else {
+            return;
+        };
+        let mut state = link.lock();
+        state.event_bytes = state.event_bytes.saturating_sub(len);
+        if state.events_paused && state.event_bytes <= link.inbound_high / 4 {
+            state.events_paused = false;
+            if !state.read_paused {
+                if let Some(commands) = self.commands.as_ref().and_then(|c| c.upgrade()) {
+                    let _ = commands.send(crate::command::Command::ResumeReading { peer });
+                }
+            }
+        }
     }
 
     /// Wakes every task waiting for an event.

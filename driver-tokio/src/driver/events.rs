@@ -45,7 +45,23 @@ impl Driver {
                                 pause.push(peer);
                             }
                         }
-                        _ => {
+                        Some((link, ls)) => {
+                            // Back-pressure on the event queue: an application that takes
+                            // events slower than the socket delivers stops the reads, so
+                            // received data (and the pool memory under it) stays bounded.
+                            ls.event_bytes += data.len();
+                            if !ls.events_paused
+                                && !ls.read_paused
+                                && ls.event_bytes > link.inbound_high
+                            {
+                                ls.events_paused = true;
+                                pause.push(peer);
+                            }
+                            drop(link_state);
+                            state.events.push_back(Event::Received { peer, data });
+                            queued = true;
+                        }
+                        None => {
                             drop(link_state);
                             state.events.push_back(Event::Received { peer, data });
                             queued = true;
