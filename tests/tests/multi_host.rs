@@ -92,6 +92,10 @@ fn cutting_a_hosts_link_mid_transfer_disconnects_it_from_the_others() {
                 }
             }
         });
+        // The next host connects to this one: wait until it listens.
+        wait(&rx, "a host listening", |host, r| {
+            host == i && matches!(r, Report::Other(line) if line.starts_with("LISTENING"))
+        });
     }
     let (ip1, ip2) = (addrs[1].ip(), addrs[2].ip());
 
