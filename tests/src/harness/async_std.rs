@@ -155,6 +155,15 @@ impl TestNode for AsyncStdNode {
         Instant::now()
     }
 
+    fn begin_shutdown(&self) {
+        let node = self.node.clone();
+        let task = async move { node.shutdown().await };
+        match self.executor {
+            Executor::AsyncStd => drop(async_std::task::spawn(task)),
+            Executor::Smol => smol::spawn(task).detach(),
+        }
+    }
+
     fn shutdown(self) -> Vec<Event> {
         let node = &self.node;
         self.run(async {

@@ -135,6 +135,12 @@ impl TestNode for MioNode {
         Instant::now()
     }
 
+    /// `Node::shutdown` waits for the IO thread to end, so it runs on a thread of its own.
+    fn begin_shutdown(&self) {
+        let node = self.node.clone();
+        std::thread::spawn(move || node.shutdown());
+    }
+
     fn shutdown(self) -> Vec<Event> {
         self.node.shutdown();
         let mut events = self.events.into_inner();

@@ -88,6 +88,10 @@ pub trait TestNode {
     /// The node's clock: wall time, or virtual time on the simulated network.
     fn now(&self) -> Instant;
 
+    /// Starts a graceful shutdown without waiting for it: events go on arriving through
+    /// [`next_event`](Self::next_event), up to `ShutdownComplete`.
+    fn begin_shutdown(&self);
+
     /// Shuts down gracefully and returns every event up to and including `ShutdownComplete`.
     fn shutdown(self) -> Vec<Event>;
 }

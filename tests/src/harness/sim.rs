@@ -98,6 +98,7 @@ impl Harness for SimHarness {
         SimNode {
             state: Rc::clone(&self.state),
             id,
+            finished: std::cell::Cell::new(false),
         }
     }
 
@@ -116,6 +117,8 @@ impl Harness for SimHarness {
 pub struct SimNode {
     state: Rc<RefCell<State>>,
     id: NodeId,
+    /// `ShutdownComplete` was handed out already (after `begin_shutdown`).
+    finished: std::cell::Cell<bool>,
 }
 
 impl SimNode {
@@ -204,6 +207,9 @@ impl TestNode for SimNode {
         let deadline = state.net.elapsed() + timeout;
         loop {
             if let Some(event) = state.queues[self.id].pop_front() {
+                if event == Event::ShutdownComplete {
+                    self.finished.set(true);
+                }
                 return Some(event);
             }
             let now = state.net.elapsed();
@@ -218,7 +224,14 @@ impl TestNode for SimNode {
         self.state.borrow().net.now()
     }
 
+    fn begin_shutdown(&self) {
+        self.with(|e, now| e.shutdown(now));
+    }
+
     fn shutdown(self) -> Vec<Event> {
+        if self.finished.get() {
+            return self.state.borrow_mut().queues[self.id].drain(..).collect();
+        }
         self.with(|e, now| e.shutdown(now));
         let mut events = Vec::new();
         while let Some(event) = self.next_event(PATIENCE) {

@@ -129,6 +129,11 @@ impl TestNode for TokioNode {
         Instant::now()
     }
 
+    fn begin_shutdown(&self) {
+        let node = self.node.clone();
+        self.runtime.spawn(async move { node.shutdown().await });
+    }
+
     fn shutdown(self) -> Vec<Event> {
         let node = &self.node;
         self.runtime.block_on(async {
