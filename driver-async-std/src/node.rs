@@ -33,6 +33,17 @@ impl Handle {
     pub(crate) fn command(&self, command: Command) -> bool {
         self.commands.try_send(command).is_ok()
     }
+
+    /// The application took `event`. A `Received` hands its bytes back to the peer's read-ahead
+    /// budget: a peer the driver paused because the application fell behind resumes once it has
+    /// caught up (the same budget a `PeerStream` uses).
+    pub(crate) fn taken(&self, event: &Event) {
+        if let Event::Received { peer, data } = event {
+            if self.table.with(*peer, |s| s.consumed(data.len() as u64)) == Some(true) {
+                self.command(Command::ResumeReading { peer: *peer });
+            }
+        }
+    }
 }
 
 /// A running openp2p node: listen, connect, send, receive, disconnect.
@@ -333,12 +344,16 @@ impl Node {
 
     /// The next event; `None` once the node has stopped and every event was taken.
     pub async fn next_event(&self) -> Option<Event> {
-        self.events.recv().await.ok()
+        let event = self.events.recv().await.ok()?;
+        self.handle.taken(&event);
+        Some(event)
     }
 
     /// The next event if one is waiting.
     pub fn try_next_event(&self) -> Option<Event> {
-        self.events.try_recv().ok()
+        let event = self.events.try_recv().ok()?;
+        self.handle.taken(&event);
+        Some(event)
     }
 
     /// The events as a [`futures_core::Stream`] (the same queue as `next_event`: each event goes
@@ -346,6 +361,7 @@ impl Node {
     pub fn events(&self) -> Events {
         Events {
             events: Box::pin((*self.events).clone()),
+            handle: Arc::clone(&self.handle),
         }
     }
 
@@ -378,12 +394,17 @@ impl Node {
 #[derive(Debug)]
 pub struct Events {
     events: Pin<Box<Receiver<Event>>>,
+    handle: Arc<Handle>,
 }
 
 impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.events.as_mut().poll_next(cx)
+        let polled = self.events.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(event)) = &polled {
+            self.handle.taken(event);
+        }
+        polled
     }
 }

@@ -37,10 +37,20 @@ impl Driver {
                 let Some(p) = self.peer_mut(peer) else {
                     return self.emit(Event::Received { peer, data });
                 };
+                let len = data.len() as u64;
                 let Some(stream) = &p.stream else {
+                    // Back-pressure on the event queue too: an application that takes events
+                    // slower than the socket delivers stops this peer's reads until it catches
+                    // up, so received data (and the pool memory under it) stays bounded.
+                    if p.shared.routed(len) {
+                        let shared = Arc::clone(&p.shared);
+                        let _ = self.engine.pause_reading(peer, true);
+                        if shared.paused() {
+                            let _ = self.engine.pause_reading(peer, false);
+                        }
+                    }
                     return self.emit(Event::Received { peer, data });
                 };
-                let len = data.len() as u64;
                 match stream.try_send(data) {
                     Ok(()) => {
                         if p.shared.routed(len) {
