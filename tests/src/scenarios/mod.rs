@@ -148,9 +148,23 @@ pub fn pump_until<N: TestNode>(node: &N, until: Instant, mut on_event: impl FnMu
 /// measurements), no CPU-heavy cell of the same test process runs.
 static CPU: RwLock<()> = RwLock::new(());
 
-/// Held by a rate measurement on a real driver (several may run at once).
-pub fn measuring<H: Harness>(h: &H) -> Option<RwLockReadGuard<'static, ()>> {
-    (!h.is_virtual()).then(|| CPU.read().unwrap_or_else(|e| e.into_inner()))
+/// A hold on the CPU: shared by rate measurements on real drivers, exclusive for CPU-heavy
+/// cells (including the simulated network's rate cells, which move megabytes in no time).
+#[derive(Debug)]
+pub enum CpuHold {
+    /// Runs alongside other measurements.
+    Shared(RwLockReadGuard<'static, ()>),
+    /// Runs alone among the holders.
+    Exclusive(RwLockWriteGuard<'static, ()>),
+}
+
+/// Held by a rate scenario: shared on a real driver, exclusive on the simulated network.
+pub fn measuring<H: Harness>(h: &H) -> CpuHold {
+    if h.is_virtual() {
+        CpuHold::Exclusive(heavy())
+    } else {
+        CpuHold::Shared(CPU.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Held by a CPU-heavy scenario, on every driver (the simulated network burns CPU too).
