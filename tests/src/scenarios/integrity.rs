@@ -23,7 +23,7 @@ fn sizes(rng: &mut SimRng) -> Vec<usize> {
 
 /// [`integrity_with`] in `Raw`, `LengthPrefixed` and `Delimited(0xFF)` framing.
 pub fn integrity<H: Harness>(h: &mut H) {
-    let _cpu = super::heavy();
+    let _cpu = super::exclusive();
     for (i, framing) in [
         Framing::Raw,
         Framing::LengthPrefixed,

@@ -27,7 +27,7 @@ pub use timeouts::{graceful_shutdown, idle_timeout};
 use crate::harness::{expect, Harness, TestNode};
 use openp2p_core::{Config, Direction, DisconnectReason, Event, PeerId};
 use std::net::SocketAddr;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 /// One KiB.
@@ -144,30 +144,12 @@ pub fn pump_until<N: TestNode>(node: &N, until: Instant, mut on_event: impl FnMu
     }
 }
 
-/// Rate measurements on real sockets need the CPU: while one runs (shared with other
-/// measurements), no CPU-heavy cell of the same test process runs.
-static CPU: RwLock<()> = RwLock::new(());
+/// Rate measurements need the CPU when they need it: a driver woken late loses budget time
+/// (and, with several peers, fairness). They run one at a time, and never beside a CPU-heavy
+/// cell of the same test process; light cells still run beside them.
+static CPU: Mutex<()> = Mutex::new(());
 
-/// A hold on the CPU: shared by rate measurements on real drivers, exclusive for CPU-heavy
-/// cells (including the simulated network's rate cells, which move megabytes in no time).
-#[derive(Debug)]
-pub enum CpuHold {
-    /// Runs alongside other measurements.
-    Shared(RwLockReadGuard<'static, ()>),
-    /// Runs alone among the holders.
-    Exclusive(RwLockWriteGuard<'static, ()>),
-}
-
-/// Held by a rate scenario: shared on a real driver, exclusive on the simulated network.
-pub fn measuring<H: Harness>(h: &H) -> CpuHold {
-    if h.is_virtual() {
-        CpuHold::Exclusive(heavy())
-    } else {
-        CpuHold::Shared(CPU.read().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-/// Held by a CPU-heavy scenario, on every driver (the simulated network burns CPU too).
-pub fn heavy() -> RwLockWriteGuard<'static, ()> {
-    CPU.write().unwrap_or_else(|e| e.into_inner())
+/// Held by a rate scenario or a CPU-heavy one (the simulated network's included).
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    CPU.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -112,7 +112,7 @@ fn check(name: &str, what: &str, got: f64, want: f64, tolerance: f64) {
 
 /// A 256 KiB/s per-peer upload limit on the sender.
 pub fn rate_upload<H: Harness>(h: &mut H) {
-    let _cpu = super::measuring(h);
+    let _cpu = super::exclusive();
     let rate = Rate::per_second(256 * KIB as u64);
     let sender = Config {
         peer_limits: Limits::upload(rate),
@@ -123,7 +123,7 @@ pub fn rate_upload<H: Harness>(h: &mut H) {
 
 /// A 256 KiB/s per-peer download limit on the receiver (it reads no faster).
 pub fn rate_download<H: Harness>(h: &mut H) {
-    let _cpu = super::measuring(h);
+    let _cpu = super::exclusive();
     let rate = Rate::per_second(256 * KIB as u64);
     let receiver = Config {
         peer_limits: Limits::download(rate),
@@ -150,7 +150,7 @@ fn one_peer<H: Harness>(h: &mut H, sender: Config, receiver: Config, rate: Rate,
 /// A 512 KiB/s global upload limit on a server sending to four peers: each gets its fair share
 /// (128 KiB/s) within the tolerance.
 pub fn rate_global_shared<H: Harness>(h: &mut H) {
-    let _cpu = super::measuring(h);
+    let _cpu = super::exclusive();
     let name = h.name();
     let (d, tolerance) = window(h);
     let global = Rate::per_second(512 * KIB as u64);
@@ -183,7 +183,7 @@ pub fn rate_global_shared<H: Harness>(h: &mut H) {
 /// An upload limit raised from 128 KiB/s to 512 KiB/s mid-transfer: each phase runs at its
 /// own rate (measured after a warm-up in each phase).
 pub fn rate_limit_changed<H: Harness>(h: &mut H) {
-    let _cpu = super::measuring(h);
+    let _cpu = super::exclusive();
     let name = h.name();
     let (d, tolerance) = window(h);
     let phase = d / 2;

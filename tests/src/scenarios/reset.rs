@@ -10,7 +10,7 @@ use std::time::Duration;
 /// receiver aborts (a reset). The sender sees `Disconnected { Io(_), unsent > 0 }` and its
 /// `Sent` reports plus `unsent` add up to the 16 MiB accepted; the global counters agree.
 pub fn reset_mid_transfer<H: Harness>(h: &mut H) {
-    let _cpu = super::heavy();
+    let _cpu = super::exclusive();
     let name = h.name();
     let receiver = Config {
         peer_limits: Limits::download(Rate::per_second(MIB as u64)),

@@ -14,7 +14,7 @@ pub const PEERS: usize = 1_000;
 /// message of its own; the server echoes every message back; each arrives intact at the peer
 /// that sent it. Then the client shuts down and the server sees 1,000 `Disconnected`.
 pub fn scale<H: Harness>(h: &mut H) {
-    let _cpu = super::heavy();
+    let _cpu = super::exclusive();
     let name = h.name();
     if !h.is_virtual() {
         raise_open_files(4 * PEERS as u64 + 256);

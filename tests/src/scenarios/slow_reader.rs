@@ -11,7 +11,7 @@ use openp2p_core::{Bytes, Config, Event, Limits, Rate, SendError};
 /// costs no memory; then the reader's limit is lifted, `Writable` arrives, and every accepted
 /// byte reaches the reader.
 pub fn slow_reader<H: Harness>(h: &mut H) {
-    let _cpu = super::heavy();
+    let _cpu = super::exclusive();
     let name = h.name();
     let high = 256 * KIB;
     let sender = Config {

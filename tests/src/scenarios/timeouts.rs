@@ -44,7 +44,7 @@ pub fn idle_timeout<H: Harness>(h: &mut H) {
 /// the client reports `Disconnected { Shutdown, unsent: 0 }` then `ShutdownComplete`, and the server
 /// sees the remote close.
 pub fn graceful_shutdown<H: Harness>(h: &mut H) {
-    let _cpu = super::heavy();
+    let _cpu = super::exclusive();
     let name = h.name();
     let config = Config {
         framing: Framing::LengthPrefixed,
