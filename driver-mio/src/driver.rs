@@ -64,6 +64,10 @@ pub(crate) struct Driver {
     pub(crate) discovery: Option<LanDiscovery>,
     /// The discovery socket has datagrams waiting.
     pub(crate) discovery_ready: bool,
+    /// Received data handed to the application and not yet taken (see `Backlog`).
+    pub(crate) backlog: Arc<crate::events::Backlog>,
+    /// Peers paused because the backlog passed its high mark.
+    pub(crate) backlog_paused: Vec<PeerId>,
 }
 
 impl Driver {
@@ -95,6 +99,7 @@ impl Driver {
                 }
             }
             self.take_commands(now);
+            self.resume_backlog();
             if self.engine.poll_timeout().is_some_and(|at| at <= now) {
                 self.engine.handle_timeout(now);
             }
@@ -113,6 +118,7 @@ impl Driver {
     /// not at all when work was carried over.
     fn timeout(&self, now: Instant) -> Option<Duration> {
         if !self.carry.is_empty()
+            || self.backlog_resumable()
             || self.more_commands
             || self.listeners.has_carry()
             || self.discovery_ready
@@ -430,8 +436,40 @@ impl Driver {
                     }
                 }
             }
+            if let Event::Received { peer, data } = &event {
+                self.hand_over(*peer, data.len() as u64);
+            }
             self.batch.events.push(event);
         }
+    }
+
+    /// Counts received data handed to the application; past the backlog's high mark the peer
+    /// stops being read until the application catches up.
+    fn hand_over(&mut self, peer: PeerId, n: u64) {
+        let unread = self.backlog.unread.fetch_add(n, Ordering::AcqRel) + n;
+        if unread > crate::events::BACKLOG_HIGH && !self.backlog_paused.contains(&peer) {
+            let _ = self.engine.pause_reading(peer, true);
+            self.backlog_paused.push(peer);
+            self.backlog.paused.store(true, Ordering::Release);
+        }
+    }
+
+    /// Resumes the peers paused for the backlog once the application has taken it down.
+    fn resume_backlog(&mut self) {
+        if !self.backlog_resumable() {
+            return;
+        }
+        self.backlog.paused.store(false, Ordering::Release);
+        // Their reads resume in this pass: `settle` performs the interest changes.
+        for peer in std::mem::take(&mut self.backlog_paused) {
+            let _ = self.engine.pause_reading(peer, false);
+        }
+    }
+
+    /// The application has taken the backlog down while peers are paused for it.
+    fn backlog_resumable(&self) -> bool {
+        !self.backlog_paused.is_empty()
+            && self.backlog.unread.load(Ordering::Acquire) <= crate::events::BACKLOG_LOW
     }
 
     fn flush(&mut self) {

@@ -3,7 +3,9 @@
 use crate::error::{RecvTimeoutError, Stopped, TryRecvError};
 use crate::{Bytes, Event, PeerId, SendError};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A message that [`Node::send`](crate::Node::send) or
@@ -21,6 +23,41 @@ pub struct SendFailure {
 }
 
 /// What the IO thread hands over after one pass of its loop.
+/// Received bytes handed to the application and not yet taken by it, shared by the IO thread
+/// and the [`Events`] queue: back-pressure on the event queue. Past [`BACKLOG_HIGH`] the IO
+/// thread stops reading the peers whose data it hands over; once the application has taken the
+/// backlog down to [`BACKLOG_LOW`] it wakes the IO thread, which resumes them. So received data,
+/// and the receive-pool memory under it, stays bounded (and cache-warm) however slowly the
+/// application drains the queue.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    pub(crate) unread: AtomicU64,
+    /// The IO thread paused peers for the backlog: wake it when the backlog is down.
+    pub(crate) paused: AtomicBool,
+    pub(crate) waker: Arc<mio::Waker>,
+}
+
+/// Backlog past which the IO thread stops reading the peers it hands data for.
+pub(crate) const BACKLOG_HIGH: u64 = 1 << 20;
+/// Backlog at which paused peers are resumed.
+pub(crate) const BACKLOG_LOW: u64 = BACKLOG_HIGH / 4;
+
+impl Backlog {
+    /// The application took `n` received bytes.
+    fn taken(&self, n: u64) {
+        let before = self
+            .unread
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            })
+            .unwrap_or_else(|u| u);
+        if before.saturating_sub(n) <= BACKLOG_LOW && self.paused.swap(false, Ordering::AcqRel) {
+            // A failed wake means the IO thread is gone: nothing to resume.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub(crate) events: Vec<Event>,
@@ -52,15 +89,26 @@ pub struct Events {
     rx: Receiver<Batch>,
     events: VecDeque<Event>,
     failures: VecDeque<SendFailure>,
+    backlog: Arc<Backlog>,
 }
 
 impl Events {
-    pub(crate) fn new(rx: Receiver<Batch>) -> Events {
+    pub(crate) fn new(rx: Receiver<Batch>, backlog: Arc<Backlog>) -> Events {
         Events {
             rx,
             events: VecDeque::new(),
             failures: VecDeque::new(),
+            backlog,
         }
+    }
+
+    /// Takes the next buffered event, crediting received data back to the backlog.
+    fn pop(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if let Event::Received { data, .. } = &event {
+            self.backlog.taken(data.len() as u64);
+        }
+        Some(event)
     }
 
     fn take(&mut self, batch: Batch) {
@@ -84,7 +132,7 @@ impl Events {
     /// every event was delivered.
     pub fn recv(&mut self) -> Result<Event, Stopped> {
         loop {
-            if let Some(event) = self.events.pop_front() {
+            if let Some(event) = self.pop() {
                 return Ok(event);
             }
             let batch = self.rx.recv().map_err(|_| Stopped)?;
@@ -96,7 +144,7 @@ impl Events {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if let Some(event) = self.events.pop_front() {
+            if let Some(event) = self.pop() {
                 return Ok(event);
             }
             let left = match deadline {
@@ -113,11 +161,11 @@ impl Events {
 
     /// The next event if one is waiting, without blocking.
     pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
-        if let Some(event) = self.events.pop_front() {
+        if let Some(event) = self.pop() {
             return Ok(event);
         }
         let alive = self.pull();
-        match self.events.pop_front() {
+        match self.pop() {
             Some(event) => Ok(event),
             None if alive => Err(TryRecvError::Empty),
             None => Err(TryRecvError::Stopped),

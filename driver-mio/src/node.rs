@@ -88,6 +88,11 @@ impl Node {
         let (commands, command_rx) = mpsc::channel();
         let (out, events) = mpsc::channel::<Batch>();
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let backlog = Arc::new(crate::events::Backlog {
+            unread: std::sync::atomic::AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            waker: Arc::clone(&waker),
+        });
         let config = engine.config();
         let driver = Driver {
             conns: Conns::new(config.nodelay, config.keepalive),
@@ -108,6 +113,8 @@ impl Node {
             stopping: false,
             discovery: None,
             discovery_ready: false,
+            backlog: Arc::clone(&backlog),
+            backlog_paused: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("openp2p-mio".into())
@@ -123,7 +130,7 @@ impl Node {
             Node {
                 shared: Arc::new(shared),
             },
-            Events::new(events),
+            Events::new(events, backlog),
         ))
     }
 
