@@ -289,10 +289,23 @@ impl SimNet {
             let now = self.now();
             while let Some(event) = self.nodes[n].engine.poll_event() {
                 any = true;
+                let line = match &event {
+                    // Payloads are summarised (length and checksum), not spelled out.
+                    Event::Received { peer, data } => {
+                        let sum = data
+                            .iter()
+                            .fold(0u32, |h, b| h.rotate_left(5) ^ u32::from(*b));
+                        format!(
+                            "Received {{ peer: {peer:?}, len: {}, sum: {sum:08x} }}",
+                            data.len()
+                        )
+                    }
+                    other => format!("{other:?}"),
+                };
                 self.trace.push(TraceLine {
                     at: Duration::from_nanos(self.now),
                     node: n,
-                    event: format!("{event:?}"),
+                    event: line,
                 });
                 on_event(n, &mut self.nodes[n].engine, event, now);
             }
