@@ -4,8 +4,8 @@
 //! the budget becomes *contended* and is handed out in rounds, round-robin: refused peers join a
 //! queue; when the bucket has refilled enough, a round admits peers from the front of the queue,
 //! as many as can get a worthwhile share ([`MIN_SHARE`] bytes or more), splits what the bucket
-//! holds equally among them, and puts them back at the end of the queue. A member that used
-//! nothing of its share by its next turn has stopped wanting and leaves the queue. So every
+//! holds equally among them, and puts them back at the end of the queue. A member that drew
+//! nothing since its last turn has stopped wanting and leaves the queue. So every
 //! hungry peer gets the same share, in turn, whatever order the driver serves peers in; a peer
 //! that does not show up only leaves its share in the bucket. Contention ends when nobody is
 //! queued and the bucket has refilled completely.
@@ -22,7 +22,7 @@ pub(crate) struct Share {
     round: u64,
     /// What is left of its share in that round.
     left: u64,
-    /// It drew on its share since it was admitted.
+    /// It drew on its share since its last admission.
     used: bool,
     /// It was refused and wants a turn.
     wants: bool,
@@ -40,8 +40,6 @@ pub(crate) struct SharedBudget {
     stale: usize,
     /// Candidates a started round may still look at (bounds one round's work to the queue).
     scan_left: usize,
-    /// Peers released from the queue when contention ended, for the caller to wake.
-    released: Vec<PeerId>,
     wake_at: Option<Nanos>,
 }
 
@@ -59,7 +57,9 @@ impl Round {
     /// whether it was admitted (the caller then re-queues it and wakes it).
     pub(crate) fn admit(&mut self, share: &mut Share) -> bool {
         if !share.wants && !share.used {
-            // Admitted last time and drew nothing since: no longer hungry.
+            // Drew nothing since its last admission: it stopped wanting. (It queues again if it
+            // asks again.) A member still busy with its share stays, however slowly it takes
+            // it, so a slow member is not pushed to the back of the queue.
             share.parked = false;
             return false;
         }
@@ -88,7 +88,6 @@ impl SharedBudget {
             queue: VecDeque::new(),
             stale: 0,
             scan_left: 0,
-            released: Vec::new(),
             wake_at: None,
         }
     }
@@ -198,15 +197,6 @@ impl SharedBudget {
             return None;
         }
         let available = bucket.available(now);
-        if available >= bucket.burst() {
-            // Nobody drew from the bucket for a whole refill: the contention is over. Everyone
-            // queued is released (the caller wakes them) and takes freely again.
-            self.contended = false;
-            self.wake_at = None;
-            self.stale = 0;
-            self.released.extend(self.queue.drain(..));
-            return None;
-        }
         if available < bucket.wake_amount() {
             // Someone consumed since the deadline was computed: try again later.
             self.reschedule(now);
@@ -221,12 +211,6 @@ impl SharedBudget {
             share: (available / quota).max(1),
             quota,
         })
-    }
-
-    /// Peers released when contention ended (see `start_round`); the caller un-parks and wakes
-    /// them.
-    pub(crate) fn take_released(&mut self) -> Vec<PeerId> {
-        std::mem::take(&mut self.released)
     }
 
     /// The next queued peer to consider for the round (possibly a stale id: skip it).

@@ -224,17 +224,9 @@ impl Engine {
 
     fn start_global_rounds(&mut self, now: Nanos) {
         for dir in [UP, DOWN] {
-            let round = self.global[dir].start_round(now);
-            for peer in self.global[dir].take_released() {
-                if let Some(p) = lookup(&mut self.peers, peer) {
-                    p.shares[dir].parked = false;
-                    if p.blocks[dir] == Block::Global {
-                        p.blocks[dir] = Block::None;
-                        self.update_interest(peer);
-                    }
-                }
-            }
-            let Some(mut round) = round else { continue };
+            let Some(mut round) = self.global[dir].start_round(now) else {
+                continue;
+            };
             while round.quota > 0 {
                 let Some(peer) = self.global[dir].next_candidate() else {
                     break;

@@ -104,12 +104,17 @@ fn global_contention_ends_once_the_bucket_refills_with_nobody_waiting() {
     drain(&mut engine);
     assert_eq!(feed(&mut engine, first, &[1; 100], t), Transfer::Moved(100));
     assert_eq!(would_block(&mut engine, first, t), Transfer::WouldBlock);
+    // Quiet for a second: the last member's next turn comes and goes unused, so it leaves the
+    // queue and the contention ends; a newcomer then reads at once.
     let later = now + Duration::from_secs(1);
     engine.handle_timeout(later);
-    let newcomer = accept(&mut engine, listener, 2, later);
+    drain(&mut engine);
+    let quiet = later + Duration::from_secs(1);
+    engine.handle_timeout(quiet);
+    let newcomer = accept(&mut engine, listener, 2, quiet);
     drain(&mut engine);
     assert_eq!(
-        feed(&mut engine, newcomer, &[1; 100], later),
+        feed(&mut engine, newcomer, &[1; 100], quiet),
         Transfer::Moved(100)
     );
 }

@@ -144,7 +144,9 @@ impl Discovery {
         } else {
             self.rng.next_u64() % (2 * jitter + 1)
         };
-        self.next_announce = Some(now.saturating_add(interval - jitter + offset));
+        // Saturating throughout: an interval near `Duration::MAX` must not overflow.
+        let wait = (interval - jitter).saturating_add(offset);
+        self.next_announce = Some(now.saturating_add(wait));
         Some(&self.beacon[..self.beacon_len])
     }
 
@@ -380,6 +382,26 @@ mod tests {
         );
         assert_eq!(low.poll_dial(), None, "offered once");
         assert_eq!(high.poll_dial(), None);
+    }
+
+    #[test]
+    fn an_interval_near_duration_max_neither_overflows_nor_spins() {
+        let now = crate::test_clock::base();
+        let config = DiscoveryConfig {
+            interval: Duration::MAX,
+            jitter: Duration::MAX,
+            expiry: Duration::MAX,
+            ..DiscoveryConfig::default()
+        };
+        let me = Beacon {
+            node: NodeKey([1; 16]),
+            tcp_port: 1,
+            name: String::new(),
+        };
+        let mut d = Discovery::new(config, me, 7);
+        assert!(d.poll_transmit(now).is_some());
+        assert!(d.poll_transmit(now + Duration::from_secs(3600)).is_none());
+        d.handle_timeout(now + Duration::from_secs(3600));
     }
 
     #[test]

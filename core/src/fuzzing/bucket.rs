@@ -106,11 +106,7 @@ pub fn bucket(data: &[u8]) {
                 }
             }
             8 => {
-                let round = shared.start_round(t);
-                for p in shared.take_released() {
-                    shares[p.slot()].parked = false;
-                }
-                if let Some(mut round) = round {
+                if let Some(mut round) = shared.start_round(t) {
                     while round.quota > 0 {
                         let Some(p) = shared.next_candidate() else {
                             break;

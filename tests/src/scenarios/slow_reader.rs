@@ -2,7 +2,7 @@
 //! answers `QueueFull`, and `Writable` follows once the reader drains; memory stays bounded.
 
 use super::{pair, KIB, MIB};
-use crate::harness::{expect, Harness, TestNode};
+use crate::harness::{Harness, TestNode};
 use openp2p_core::{Bytes, Config, Event, Limits, Rate, SendError};
 
 /// The reader's download is throttled to one byte per second (it does not read, in effect);
@@ -78,14 +78,44 @@ pub fn slow_reader<H: Harness>(h: &mut H) {
     assert!(pool <= 256 * 128 * KIB, "{name}: reader pool {pool}");
 
     reader.set_limits(r_peer, Limits::UNLIMITED);
-    expect(sender, "Writable", |e| match e {
-        Event::Writable { peer } if *peer == s_peer => Some(()),
-        Event::Disconnected { reason, .. } => panic!("{name}: disconnected: {reason:?}"),
-        _ => None,
-    });
-    sender.send(s_peer, msg.clone()).expect("writable again");
+    // The reader's application now takes what arrives (drivers stop reading for an application
+    // that leaves received data untaken), so the sender's queue drains: `Writable`, after which
+    // a send is accepted again. A `Writable` from an earlier dip below the low-water mark may
+    // come first: then the send is refused and the next `Writable` is awaited.
+    let mut got: Vec<u8> = Vec::with_capacity(accepted + msg.len());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut writable = false;
+        while !writable {
+            assert!(std::time::Instant::now() < deadline, "{name}: no Writable");
+            while let Some(e) = reader.next_event(std::time::Duration::ZERO) {
+                if let Event::Received { peer, data } = &e {
+                    if *peer == r_peer {
+                        got.extend_from_slice(data);
+                    }
+                }
+            }
+            while let Some(e) = sender.next_event(std::time::Duration::from_millis(1)) {
+                match e {
+                    Event::Writable { peer } if peer == s_peer => writable = true,
+                    Event::Disconnected { reason, .. } => {
+                        panic!("{name}: disconnected: {reason:?}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match sender.send(s_peer, msg.clone()) {
+            Ok(()) => break,
+            Err(SendError::QueueFull { queued, limit }) => {
+                assert!(queued <= limit, "{name}: {queued} queued over the limit");
+            }
+            Err(e) => panic!("{name}: writable again: {e:?}"),
+        }
+    }
     accepted += msg.len();
-    let got = super::receive_bytes(reader, r_peer, accepted);
+    let rest = super::receive_bytes(reader, r_peer, accepted - got.len());
+    got.extend_from_slice(&rest);
     assert_eq!(got.len(), accepted, "{name}: every accepted byte arrived");
     assert!(got.iter().all(|&b| b == 0x5a), "{name}: content");
     drop(p.client.shutdown());
