@@ -13,11 +13,14 @@ use std::time::{Duration, Instant};
 /// once the core no longer overflows on it (/work/notes/core-requests-fuzz.md, request 3).
 /// All are at least the 10 ms the core accepts, and the expiry is always at least one interval,
 /// so the configuration the harness models is the one the core uses.
-const DISCOVERY_INTERVALS: [Duration; 4] = [
+const DISCOVERY_INTERVALS: [Duration; 5] = [
     Duration::from_millis(10),
     Duration::from_millis(25),
     Duration::from_millis(2_000),
     Duration::from_secs(1 << 30),
+    // Overflowed the announce schedule once (fixed; regression input
+    // fuzz/corpus/discovery/regress-interval-max).
+    Duration::MAX,
 ];
 
 /// What the discovery harness expects one known node to look like.
