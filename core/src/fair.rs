@@ -40,6 +40,10 @@ pub(crate) struct SharedBudget {
     stale: usize,
     /// Candidates a started round may still look at (bounds one round's work to the queue).
     scan_left: usize,
+    /// Peers admitted in the round in progress.
+    admitted: u64,
+    /// Peers admitted in the last round that admitted any.
+    last_members: u64,
     wake_at: Option<Nanos>,
 }
 
@@ -88,6 +92,8 @@ impl SharedBudget {
             queue: VecDeque::new(),
             stale: 0,
             scan_left: 0,
+            admitted: 0,
+            last_members: 0,
             wake_at: None,
         }
     }
@@ -121,9 +127,16 @@ impl SharedBudget {
             return want;
         };
         let available = bucket.available(now);
-        if self.contended && self.queue.len() == self.stale && available >= bucket.burst() {
-            // Nobody is queued and nobody drew from the bucket for a whole refill: the
-            // contention is over.
+        if self.contended
+            && self.queue.len() == self.stale
+            && available >= bucket.burst()
+            && self.last_members <= 1
+        {
+            // Nobody is queued, nobody drew from the bucket for a whole refill, and the last
+            // contention was one peer's alone: it is over. (After several peers shared the
+            // budget, contention stays: when they all resume after a quiet moment, they are
+            // refused together and share the next round, instead of the first one served taking
+            // the whole burst.)
             self.contended = false;
             self.queue.clear();
             self.stale = 0;
@@ -206,6 +219,7 @@ impl SharedBudget {
         self.round += 1;
         self.wake_at = None;
         self.scan_left = self.queue.len();
+        self.admitted = 0;
         Some(Round {
             round: self.round,
             share: (available / quota).max(1),
@@ -224,6 +238,7 @@ impl SharedBudget {
 
     /// Puts an admitted peer back at the end of the queue.
     pub(crate) fn requeue(&mut self, peer: PeerId) {
+        self.admitted += 1;
         self.queue.push_back(peer);
     }
 
@@ -235,6 +250,9 @@ impl SharedBudget {
     /// After a round: schedule the next one while anyone is queued.
     pub(crate) fn finish_round(&mut self, now: Nanos) {
         self.scan_left = 0;
+        if self.admitted > 0 {
+            self.last_members = self.admitted;
+        }
         if self.wake_at.is_none() {
             self.reschedule(now);
         }
