@@ -24,6 +24,9 @@
 //! Each socket direction has its own waker, so a wake-up costs O(ready sockets), never
 //! O(peers), and one timer is armed at the engine's next deadline.
 //!
+//! LAN discovery ([`discovery`], [`Node::enable_discovery`]) announces the node by UDP broadcast
+//! and reports the nodes it hears as events, optionally connecting to them.
+//!
 //! ```no_run
 //! use openp2p_async_std::{Config, Event, Node};
 //!
@@ -57,6 +60,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod command;
+pub mod discovery;
 mod driver;
 mod error;
 mod node;

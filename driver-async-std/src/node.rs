@@ -22,6 +22,8 @@ use std::task::{Context, Poll};
 #[derive(Debug)]
 pub(crate) struct Handle {
     pub(crate) commands: Sender<Command>,
+    /// The way into the event queue for helper tasks (discovery); the driver owns it.
+    pub(crate) events: async_channel::WeakSender<Event>,
     pub(crate) table: Arc<PeerTable>,
     pub(crate) limits: QueueLimits,
     /// The node's configuration, for the engine's admission rule.
@@ -141,6 +143,7 @@ impl Node {
         })?;
         let (commands, command_rx) = async_channel::unbounded();
         let (event_tx, events) = async_channel::unbounded();
+        let event_queue = event_tx.downgrade();
         let table = Arc::new(PeerTable::default());
         let driver = Driver::new(
             engine,
@@ -152,6 +155,7 @@ impl Node {
         );
         let handle = Arc::new(Handle {
             commands,
+            events: event_queue,
             table,
             limits,
             config,
@@ -326,6 +330,40 @@ impl Node {
     /// Node-wide statistics (`None` once the node has stopped).
     pub async fn global_stats(&self) -> Option<GlobalStats> {
         ask(&self.handle, |reply| Command::GlobalStats { reply }).await
+    }
+
+    /// Starts LAN discovery: this node announces itself by UDP broadcast every
+    /// `options.config.interval` and reports the nodes it hears as [`Event::Discovered`] (and
+    /// [`Event::Lost`] after the expiry) in its event queue; with `config.auto_connect` it also
+    /// connects to them (of two nodes, the one with the smaller key dials). The beacons are
+    /// handled on a thread of their own (named `openp2p-discovery`), whatever executor runs the
+    /// node, until the node stops. Fails if the beacon socket cannot be bound or the node has
+    /// stopped.
+    ///
+    /// ```no_run
+    /// use openp2p_async_std::discovery::{DiscoveryOptions, NodeKey};
+    /// use openp2p_async_std::{Config, Event, Node};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = Node::start(Config::default())?;
+    /// let addr = node.listen("0.0.0.0:0".parse()?).await?;
+    /// node.enable_discovery(DiscoveryOptions::new(NodeKey([7; 16]), "alice", addr.port()))?;
+    /// while let Some(event) = node.next_event().await {
+    ///     if let Event::Discovered { addr, name, .. } = event {
+    ///         println!("{name} at {addr}");
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn enable_discovery(
+        &self,
+        options: crate::discovery::DiscoveryOptions,
+    ) -> std::io::Result<()> {
+        let stopped =
+            || std::io::Error::new(std::io::ErrorKind::NotConnected, "the node has stopped");
+        let events = self.handle.events.upgrade().ok_or_else(stopped)?;
+        crate::discovery::start(options, events, self.handle.commands.downgrade())
     }
 
     /// Bytes (framing included) accepted by `send` for `peer` and not yet taken by its socket,

@@ -1,0 +1,186 @@
+//! LAN discovery on async-io: a UDP task that announces this node and reports the others.
+//!
+//! The sans-IO [`Discovery`] state machine of the core decides when to announce, decodes
+//! beacons and expires silent nodes; this module only binds it to a socket. Its task owns the UDP
+//! socket (so the peer driver's loop is untouched) and runs on a thread of its own with
+//! [`async_io::block_on`], so it works whichever executor runs the node: it broadcasts each due
+//! beacon, feeds every datagram with its source address to the state machine (malformed ones are
+//! ignored), sleeps until the machine's next deadline, puts [`Event::Discovered`] /
+//! [`Event::Lost`] into the node's event queue and, with `auto_connect`, connects to the nodes
+//! the machine offers. The task ends when the node stops.
+
+use crate::command::Command;
+use async_channel::{Sender, WeakSender};
+use async_io::{Async, Timer};
+use futures_lite::future;
+use openp2p_core::discovery::{Beacon, Discovery};
+use openp2p_core::Event;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT};
+
+/// Where and how to announce this node: see
+/// [`Node::enable_discovery`](crate::Node::enable_discovery).
+///
+/// ```
+/// use openp2p_async_std::discovery::{DiscoveryOptions, NodeKey, DEFAULT_PORT};
+///
+/// let options = DiscoveryOptions {
+///     broadcast: "192.168.1.255".parse().unwrap(),
+///     ..DiscoveryOptions::new(NodeKey([7; 16]), "alice", 9988)
+/// };
+/// assert_eq!(options.port, DEFAULT_PORT);
+/// assert!(!options.config.auto_connect);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// The UDP port every node of the LAN uses for beacons (default [`DEFAULT_PORT`]).
+    pub port: u16,
+    /// Where beacons are sent (default `255.255.255.255`; a subnet's broadcast address such as
+    /// `192.168.1.255` where the limited broadcast has no route; tests on one host use the
+    /// loopback broadcast address `127.255.255.255`).
+    pub broadcast: IpAddr,
+    /// This node's identity (random per node, chosen by the application).
+    pub node: NodeKey,
+    /// A human-readable name announced with it (at most
+    /// [`MAX_NAME`](openp2p_core::discovery::MAX_NAME) bytes are sent).
+    pub name: String,
+    /// The TCP port of this node's listener, which the others connect to.
+    pub tcp_port: u16,
+    /// Announce interval, jitter, expiry, node limit and `auto_connect`.
+    pub config: DiscoveryConfig,
+}
+
+impl DiscoveryOptions {
+    /// The defaults for `node`, announced as `name` with its listener on `tcp_port`.
+    pub fn new(node: NodeKey, name: impl Into<String>, tcp_port: u16) -> Self {
+        DiscoveryOptions {
+            port: DEFAULT_PORT,
+            broadcast: IpAddr::V4(Ipv4Addr::BROADCAST),
+            node,
+            name: name.into(),
+            tcp_port,
+            config: DiscoveryConfig::default(),
+        }
+    }
+}
+
+/// Binds the beacon socket (shared with the other nodes of this host: `SO_REUSEADDR` and
+/// `SO_REUSEPORT`, `SO_BROADCAST`) and starts the discovery thread.
+pub(crate) fn start(
+    options: DiscoveryOptions,
+    events: Sender<Event>,
+    commands: WeakSender<Command>,
+) -> io::Result<()> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_broadcast(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, options.port)).into())?;
+    let socket = Async::new(UdpSocket::from(socket))?;
+    let me = Beacon {
+        node: options.node,
+        tcp_port: options.tcp_port,
+        name: options.name,
+    };
+    let seed = options
+        .node
+        .0
+        .iter()
+        .fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(*b));
+    let discovery = Discovery::new(options.config, me, seed);
+    let target = SocketAddr::new(options.broadcast, options.port);
+    std::thread::Builder::new()
+        .name("openp2p-discovery".into())
+        .spawn(move || async_io::block_on(run(socket, target, discovery, events, commands)))?;
+    Ok(())
+}
+
+/// What ended one wait of the discovery task.
+enum Wake {
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Deadline,
+    Stopped,
+}
+
+async fn run(
+    socket: Async<UdpSocket>,
+    target: SocketAddr,
+    mut discovery: Discovery,
+    events: Sender<Event>,
+    commands: WeakSender<Command>,
+) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let now = Instant::now();
+        discovery.handle_timeout(now);
+        if let Some(beacon) = discovery.poll_transmit(now) {
+            // A LAN without a route for the broadcast is not fatal: the next beacon tries again.
+            let _ = socket.get_ref().send_to(beacon, target);
+        }
+        if !forward(&mut discovery, &events, &commands) {
+            return;
+        }
+        let deadline = discovery
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_secs(1));
+        let datagram = async { Wake::Datagram(socket.recv_from(&mut buf).await) };
+        let timer = async {
+            Timer::at(deadline).await;
+            Wake::Deadline
+        };
+        // The driver closes the event queue when the node stops.
+        let stopped = async {
+            events.closed().await;
+            Wake::Stopped
+        };
+        match future::or(stopped, future::or(datagram, timer)).await {
+            Wake::Datagram(Ok((n, src))) => {
+                // Malformed datagrams (another protocol on the port) are ignored.
+                let _ = discovery.handle_datagram(src, &buf[..n], Instant::now());
+            }
+            // E.g. an ICMP error surfacing on the socket: pause briefly, never spin.
+            Wake::Datagram(Err(_)) => {
+                Timer::after(Duration::from_millis(10)).await;
+            }
+            Wake::Deadline => {}
+            Wake::Stopped => return,
+        }
+    }
+}
+
+/// Moves discovery events into the node's queue and dials offered nodes. False once the node
+/// has stopped.
+fn forward(
+    discovery: &mut Discovery,
+    events: &Sender<Event>,
+    commands: &WeakSender<Command>,
+) -> bool {
+    while let Some(event) = discovery.poll_event() {
+        if events.try_send(event).is_err() {
+            return false;
+        }
+    }
+    while let Some((_, addr)) = discovery.poll_dial() {
+        let Some(commands) = commands.upgrade() else {
+            return false;
+        };
+        // The outcome arrives as `Connected` or `ConnectFailed`; nobody waits for the reply.
+        let (reply, _) = async_channel::bounded(1);
+        if commands
+            .try_send(Command::Connect {
+                addr,
+                framing: None,
+                reply,
+            })
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
