@@ -247,15 +247,30 @@ impl Engine {
 
     /// Like [`send`](Self::send), but a refusal is reported in order with the peer's other events,
     /// as [`Event::SendRefused`] carrying the message back: for drivers whose `send` does not wait
-    /// for the engine. A message for a peer that is already gone is dropped without an event
-    /// (nothing follows a peer's `Disconnected`; that event already told the application).
+    /// for the engine. Nothing is ever dropped silently: a message for a peer that is already gone
+    /// comes back as `SendRefused` with [`SendError::UnknownPeer`], the one event that can follow
+    /// a peer's `Disconnected` or `ConnectFailed` (a driver's handle may have accepted the message
+    /// while that event was on its way to the application).
+    ///
+    /// ```
+    /// use openp2p_core::{Config, Engine, Event, SendError};
+    /// # let now = std::time::Instant::now();
+    /// let mut engine = Engine::new(Config::default()).unwrap();
+    /// let peer = engine.connect("127.0.0.1:9988".parse().unwrap(), now).unwrap();
+    /// engine.abort(peer, now).unwrap();
+    /// assert!(matches!(engine.poll_event(), Some(Event::ConnectFailed { .. })));
+    /// // A handle accepted this before it learnt that the connect had been aborted:
+    /// engine.send_or_report(peer, "late".into(), now);
+    /// assert!(matches!(
+    ///     engine.poll_event(),
+    ///     Some(Event::SendRefused { error: SendError::UnknownPeer, data, .. }) if data == "late"
+    /// ));
+    /// ```
     pub fn send_or_report(&mut self, peer: PeerId, data: Bytes, now: Instant) {
         let now = self.clock.observe(now);
-        match self.send_at(peer, data.clone(), now) {
-            Ok(()) | Err(SendError::UnknownPeer) => {}
-            Err(error) => self
-                .events
-                .push_back(Event::SendRefused { peer, error, data }),
+        if let Err(error) = self.send_at(peer, data.clone(), now) {
+            self.events
+                .push_back(Event::SendRefused { peer, error, data });
         }
     }
 

@@ -2,7 +2,7 @@
 //! contention that ends, and no busy waking while the pool is exhausted.
 
 use openp2p_core::{
-    Config, Engine, Event, Framing, Io, Limits, ListenerId, PeerId, Rate, Transfer,
+    Config, Engine, Event, Framing, Io, Limits, ListenerId, PeerId, Rate, SendError, Transfer,
 };
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -189,15 +189,21 @@ fn an_exhausted_pool_does_not_wake_every_waiter_on_every_retry() {
 }
 
 #[test]
-fn a_send_racing_a_disconnect_reports_nothing_after_the_disconnected_event() {
+fn a_send_racing_a_disconnect_comes_back_after_the_disconnected_event() {
     let now = Instant::now();
     let (mut engine, listener) = engine(Config::default(), now);
     let peer = accept(&mut engine, listener, 1, now);
     engine.abort(peer, now).unwrap();
     engine.send_or_report(peer, "late".into(), now);
     let events: Vec<Event> = std::iter::from_fn(|| engine.poll_event()).collect();
+    let n = events.len();
+    assert!(n >= 2, "{events:?}");
     assert!(
-        matches!(events.last(), Some(Event::Disconnected { .. })),
+        matches!(events[n - 2], Event::Disconnected { .. }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[n - 1], Event::SendRefused { error: SendError::UnknownPeer, data, .. } if data == "late"),
         "{events:?}"
     );
 }

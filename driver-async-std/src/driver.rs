@@ -7,8 +7,9 @@ use crate::socket::{ListenerIo, PeerIo, SocketOptions};
 use crate::wake::{ReadyQueue, Token};
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
+use bytes::Bytes;
 use futures_core::Stream;
-use openp2p_core::{Engine, Event, Framing, PeerId};
+use openp2p_core::{Engine, Event, Framing, PeerId, SendError};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -263,21 +264,21 @@ impl Driver {
                 }
             }
             Command::Send { peer, data, credit } => {
-                if self.engine.send(peer, data, now).is_err() {
-                    self.drop_credit(peer, credit);
+                if self.engine.send(peer, data.clone(), now).is_err() {
+                    self.refused(peer, credit, data);
                 }
             }
             Command::SendMany { peers, data } => {
                 let mut ids = std::mem::take(&mut self.send_many_ids);
                 ids.clear();
                 ids.extend(peers.iter().map(|(id, _)| *id));
-                let failures = self.engine.send_many(&ids, data, now);
+                let failures = self.engine.send_many(&ids, data.clone(), now);
                 for (peer, _) in failures {
                     let credit = peers
                         .iter()
                         .find(|(id, _)| *id == peer)
                         .map_or(0, |(_, c)| *c);
-                    self.drop_credit(peer, credit);
+                    self.refused(peer, credit, data.clone());
                 }
                 self.send_many_ids = ids;
             }
@@ -318,6 +319,23 @@ impl Driver {
 
     /// A send the handle admitted was refused by the engine (the peer closed meanwhile): give
     /// the credit back and count the bytes in the peer's `Disconnected::unsent`.
+    /// The engine refused a message a handle had admitted (`credit` framed bytes). While the
+    /// peer's last event is still to come, the bytes are added to its `unsent`; once that event
+    /// has been routed (the handle admitted the message just before it), the message comes back
+    /// as `SendRefused { UnknownPeer }`, so nothing a handle accepted vanishes.
+    fn refused(&mut self, peer: PeerId, credit: u64, data: Bytes) {
+        let ended = self.peer_mut(peer).is_none_or(|p| p.shared.is_closed());
+        if ended {
+            self.emit(Event::SendRefused {
+                peer,
+                error: SendError::UnknownPeer,
+                data,
+            });
+        } else {
+            self.drop_credit(peer, credit);
+        }
+    }
+
     fn drop_credit(&mut self, peer: PeerId, credit: u64) {
         let limits = self.limits;
         let Some(p) = self.peer_mut(peer) else { return };

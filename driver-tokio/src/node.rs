@@ -145,8 +145,9 @@ impl Node {
     /// `disconnect`) and `UnknownPeer` come back here. A message accepted here that the engine
     /// then refuses (the peer started closing meanwhile) comes back as [`Event::SendRefused`]
     /// with the data, in order with the peer's other events; one for a peer that is already
-    /// gone (its [`Event::Disconnected`] is on its way) is dropped with the peer, since no event
-    /// follows a peer's `Disconnected`.
+    /// gone (its [`Event::Disconnected`] or [`Event::ConnectFailed`] was on its way) comes back
+    /// after that event as `SendRefused` with [`SendError::UnknownPeer`]: nothing accepted here
+    /// vanishes.
     pub fn send_now(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
         let link = self
             .shared

@@ -62,7 +62,7 @@ cells!(flood_max_per_ip);
 cells!(slow_reader);
 cells!(reset_mid_transfer; sim[] mio[] tokio[] async_std[#[ignore = "openp2p-async-std under async-std: Disconnected{Aborted} arrives ~6 s after abort (driver-requests-conformance.md async-std-2)"]] smol[]);
 cells!(connect_refused);
-cells!(connect_refused_queued; sim[] mio[] tokio[#[ignore = "a send admitted by the handle while the connect fails is neither unsent nor SendRefused: lost without trace (driver-requests-conformance.md accounting-1)"]] async_std[#[ignore = "a send admitted by the handle while the connect fails is neither unsent nor SendRefused: lost without trace (driver-requests-conformance.md accounting-1)"]] smol[#[ignore = "a send admitted by the handle while the connect fails is neither unsent nor SendRefused: lost without trace (driver-requests-conformance.md accounting-1)"]]);
+cells!(connect_refused_queued; sim[] mio[] tokio[] async_std[] smol[]);
 cells!(idle_timeout);
 cells!(graceful_shutdown);
 cells!(rate_upload);

@@ -52,7 +52,7 @@ impl Driver {
                             ls.event_bytes += data.len();
                             if !ls.events_paused
                                 && !ls.read_paused
-                                && ls.event_bytes > link.inbound_high
+                                && ls.event_bytes >= link.events_high
                             {
                                 ls.events_paused = true;
                                 pause.push(peer);
@@ -94,13 +94,6 @@ impl Driver {
                         queued = true;
                     }
                 }
-                // For a peer that is gone its `Disconnected` has been delivered already, and no
-                // event may follow it: the message is dropped with the peer, like data in flight
-                // on a connection that died.
-                Event::SendRefused {
-                    error: openp2p_core::SendError::UnknownPeer,
-                    ..
-                } => {}
                 event => {
                     match &event {
                         Event::Writable { peer } => self.flush_backlog(*peer, now),

@@ -1,7 +1,7 @@
 //! What the engine harness checks after every step, and how a run ends.
 
 use super::{Harness, Life, FLUSH_ROUNDS, MAX_HELD, RING_ENTRY, START};
-use crate::{Direction, DisconnectReason, Event, Io, PeerState};
+use crate::{Direction, DisconnectReason, Event, Io, PeerState, SendError};
 use std::io::{self, IoSlice};
 
 /// Virtual milliseconds a driver may loop on past deadlines without progress before the harness
@@ -171,8 +171,14 @@ impl Harness {
                 assert!(sent_events && bytes > 0, "{peer:?}: Sent {bytes}");
                 m.sent_events += bytes as u64;
             }
-            Event::SendRefused { .. } => {
-                assert_ne!(m.life, Life::Dead, "{peer:?}: SendRefused after its end");
+            Event::SendRefused { error, .. } => {
+                // After its end a peer can only see a late message come back as unknown.
+                assert_eq!(
+                    m.life == Life::Dead,
+                    error == SendError::UnknownPeer,
+                    "{peer:?}: SendRefused({error:?}) while {:?}",
+                    m.life
+                );
             }
             Event::Writable { .. } => {
                 assert!(
