@@ -118,7 +118,9 @@ impl std::error::Error for Refusal {}
 ///
 /// Guarantees: every `connect` yields exactly one `Connected` or `ConnectFailed`; every `Connected`
 /// peer yields exactly one `Disconnected`, after all of its `Received` events; events of one peer
-/// come in the order they happened.
+/// come in the order they happened. The only event that can follow a peer's `Disconnected` or
+/// `ConnectFailed` is `SendRefused` with `SendError::UnknownPeer`, handing back a message given to
+/// [`Engine::send_or_report`](crate::Engine::send_or_report) after the peer's end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
