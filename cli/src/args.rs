@@ -1,5 +1,6 @@
 //! The command line.
 
+use crate::chat::ChatArgs;
 use crate::rate::ByteRate;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -35,6 +36,9 @@ pub enum Command {
         #[arg(long, value_name = "RATE")]
         up: Option<ByteRate>,
     },
+    /// Chat with the other nodes of the LAN: they are found by UDP broadcast and connected to
+    /// automatically; each line of standard input goes to all of them.
+    Chat(ChatArgs),
     /// Receive one file from `openp2p send`, verify it and store it (replacing a file of that name).
     Recv {
         /// Address to listen on (port 0 picks a free port; the bound address is printed).

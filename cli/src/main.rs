@@ -6,6 +6,8 @@
 //!   global upload limits, with live progress and a final table of achieved against configured
 //!   rates;
 //! - `openp2p echo --listen ADDR`: an echo service;
+//! - `openp2p chat [--name NAME]`: a LAN chat; nodes find each other by UDP broadcast and
+//!   connect automatically (see the `chat` module for its options and output lines);
 //! - `openp2p send ADDR FILE [--up RATE]` and `openp2p recv --listen ADDR [--down RATE] [-o DIR]`:
 //!   a rate-limited file transfer with a header (name, size, SHA-256) and verification.
 //!
@@ -16,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod args;
+mod chat;
 mod config;
 mod demo;
 mod echo;
@@ -89,6 +92,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(options) => demo::run(&options).await,
         Command::Echo { listen } => echo::run(listen).await,
+        Command::Chat(options) => chat::run(&options).await,
         Command::Send { addr, file, up } => send::run(&addr, &file, up).await,
         Command::Recv {
             listen,

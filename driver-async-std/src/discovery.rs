@@ -20,7 +20,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT};
+pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
 
 /// Where and how to announce this node: see
 /// [`Node::enable_discovery`](crate::Node::enable_discovery).
@@ -45,8 +45,7 @@ pub struct DiscoveryOptions {
     pub broadcast: IpAddr,
     /// This node's identity (random per node, chosen by the application).
     pub node: NodeKey,
-    /// A human-readable name announced with it (at most
-    /// [`MAX_NAME`](openp2p_core::discovery::MAX_NAME) bytes are sent).
+    /// A human-readable name announced with it (at most [`MAX_NAME`] bytes are sent).
     pub name: String,
     /// The TCP port of this node's listener, which the others connect to.
     pub tcp_port: u16,

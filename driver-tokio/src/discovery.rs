@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
-pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT};
+pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
 
 /// Where and how to announce this node: see [`Node::enable_discovery`](crate::Node::enable_discovery).
 #[derive(Debug, Clone, PartialEq, Eq)]
