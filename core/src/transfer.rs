@@ -238,7 +238,10 @@ impl Engine {
         let mut budget = want;
         if let Some(bucket) = &mut p.buckets[dir] {
             let available = bucket.available(now);
-            if available == 0 {
+            // A throttled peer moves at least a wake-up's worth (or all it wants) per turn: a
+            // grant of the few bytes earned since the previous call would make every further
+            // read or write of the turn a system call (and an event) for a handful of bytes.
+            if available < bucket.wake_amount().min(want.max(1)) {
                 let at = bucket.ready_at(bucket.wake_amount(), now);
                 p.blocks[dir] = Block::Budget;
                 let kind = if dir == UP {

@@ -349,3 +349,43 @@ fn a_thousand_waiters_on_a_global_limit_get_worthwhile_shares() {
     assert!(reads > 100, "{reads} reads");
     assert!(smallest >= 2048, "smallest read {smallest}");
 }
+
+#[test]
+fn a_download_limited_peer_reads_in_wake_up_sized_chunks_not_a_few_bytes_at_a_time() {
+    let start = Instant::now();
+    let rate = 1 << 20;
+    let (mut engine, listener) = engine(
+        Config {
+            peer_limits: Limits::download(Rate::per_second(rate)),
+            ..Config::default()
+        },
+        start,
+    );
+    let peer = accept(&mut engine, listener, 1, start);
+    drain(&mut engine);
+    // A driver that reads as fast as it can from a socket that always has data, 2 us per call.
+    let mut reads = Vec::new();
+    for i in 0..100_000u64 {
+        let now = start + Duration::from_micros(2 * i);
+        if engine.interest(peer).is_some_and(|i| i.read) {
+            if let Transfer::Moved(n) = feed(&mut engine, peer, &[7; 1 << 16], now) {
+                reads.push(n);
+            }
+        }
+        engine.handle_timeout(now);
+        drain(&mut engine);
+    }
+    let total: usize = reads.iter().sum();
+    // 0.2 s at 1 MiB/s plus the initial burst, in chunks worth a system call each.
+    assert!(
+        total as u64 <= rate / 5 + Rate::per_second(rate).burst(),
+        "{total}"
+    );
+    assert!(total as u64 >= rate / 5, "{total}");
+    let smallest = reads[1..].iter().min().copied().unwrap_or(0);
+    assert!(
+        smallest >= 4096,
+        "{} reads, the smallest {smallest} B",
+        reads.len()
+    );
+}

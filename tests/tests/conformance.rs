@@ -60,7 +60,7 @@ cells!(oversized_frame);
 cells!(flood_max_peers);
 cells!(flood_max_per_ip);
 cells!(slow_reader);
-cells!(reset_mid_transfer; sim[] mio[] tokio[] async_std[#[ignore = "openp2p-async-std under async-std: Disconnected{Aborted} arrives ~6 s after abort (driver-requests-conformance.md async-std-2)"]] smol[]);
+cells!(reset_mid_transfer; sim[] mio[] tokio[] async_std[] smol[]);
 cells!(connect_refused);
 cells!(connect_refused_queued; sim[] mio[] tokio[] async_std[] smol[]);
 cells!(idle_timeout);
