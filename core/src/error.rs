@@ -98,3 +98,46 @@ impl fmt::Display for ListenError {
 }
 
 impl std::error::Error for ListenError {}
+
+/// Why a driver's `listen` produced no listener (the async drivers' handles answer with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BindError {
+    /// The node is shutting down or has stopped.
+    ShuttingDown,
+    /// Binding or listening failed with this socket error.
+    Io(std::io::ErrorKind),
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::ShuttingDown => f.write_str("the node is shutting down"),
+            BindError::Io(kind) => write!(f, "could not listen: {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// Why a driver gave no per-peer stream (the async drivers' `Node::stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The peer id is stale, was never issued, its end was already reported, or the node has
+    /// stopped.
+    UnknownPeer,
+    /// A stream for this peer is alive already (one stream per peer).
+    AlreadyTaken,
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StreamError::UnknownPeer => "unknown peer",
+            StreamError::AlreadyTaken => "the peer's stream is already taken",
+        })
+    }
+}
+
+impl std::error::Error for StreamError {}

@@ -69,7 +69,7 @@ pub mod fuzzing;
 
 pub use config::{Config, ConfigError, Framing, Limits, Rate, MIN_SEGMENT_SIZE};
 pub use engine::{Engine, SendManyFailures};
-pub use error::{ConnectError, ListenError, SendError, UnknownId};
+pub use error::{BindError, ConnectError, ListenError, SendError, StreamError, UnknownId};
 pub use event::{ConnectFailure, Direction, DisconnectReason, Event, Refusal};
 pub use id::{ListenerId, PeerId};
 pub use io::{Interest, Io, Transfer};

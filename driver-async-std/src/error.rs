@@ -37,44 +37,4 @@ impl From<ConfigError> for StartError {
     }
 }
 
-/// Why [`Node::listen`](crate::Node::listen) did not produce a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BindError {
-    /// The node is shutting down or has stopped.
-    ShuttingDown,
-    /// Binding or listening failed with this socket error.
-    Io(io::ErrorKind),
-}
-
-impl fmt::Display for BindError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BindError::ShuttingDown => f.write_str("the node is shutting down"),
-            BindError::Io(kind) => write!(f, "could not listen: {kind}"),
-        }
-    }
-}
-
-impl std::error::Error for BindError {}
-
-/// Why [`Node::stream`](crate::Node::stream) gave no stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StreamError {
-    /// The peer id is stale, was never issued, or the node has stopped.
-    UnknownPeer,
-    /// A [`PeerStream`](crate::PeerStream) for this peer is alive already.
-    AlreadyTaken,
-}
-
-impl fmt::Display for StreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StreamError::UnknownPeer => "unknown peer",
-            StreamError::AlreadyTaken => "the peer's stream is already taken",
-        })
-    }
-}
-
-impl std::error::Error for StreamError {}
+pub use openp2p_core::{BindError, StreamError};
