@@ -79,9 +79,14 @@ impl Pool {
 
     /// Lends a segment with at least `room` usable bytes (`room` is capped at the segment size).
     ///
-    /// Order matters for speed: a recently retired segment whose data the application has
-    /// already dropped is still in the CPU cache, so it is preferred over a cold free one; only
-    /// then the free list, then the oldest retired segments.
+    /// Order matters for speed: the pool's working set should stay as small as the
+    /// application's hold on received data allows, so that reads land in memory still in the
+    /// CPU cache. So: a recently retired segment whose data the application has already dropped;
+    /// then a free segment already carved by earlier reads (small messages keep filling one
+    /// segment instead of spreading over many); then the oldest retired segments (under bulk
+    /// traffic every segment of the previous batch is retired and, once the application has
+    /// taken its data, reclaimable: reusing them keeps the cycle to a few segments instead of
+    /// walking the whole pool); only then untouched free segments, and free tails made whole.
     pub(crate) fn take(&mut self, room: usize) -> Option<Segment> {
         let room = room.clamp(1, self.segment_size);
         let newest = self.reclaiming.len();
@@ -91,18 +96,24 @@ impl Pool {
                 return self.reclaiming.remove(i);
             }
         }
-        // The most recently returned segment that is large enough (smaller ones stay free for
-        // readers that need less); bounded search.
-        let found = self
-            .free
-            .iter()
-            .rev()
-            .take(FREE_SEARCH)
-            .position(|s| s.capacity() >= room);
-        if let Some(back) = found {
-            let index = self.free.len() - 1 - back;
-            self.lent += 1;
-            return Some(self.free.swap_remove(index));
+        let segment_size = self.segment_size;
+        // The most recently returned carved segment that is large enough (smaller ones stay
+        // free for readers that need less); bounded search.
+        if let Some(segment) =
+            self.take_free(|s| s.capacity() >= room && s.capacity() < segment_size)
+        {
+            return Some(segment);
+        }
+        for _ in 0..RECLAIM_TRIES.min(self.reclaiming.len()) {
+            let mut segment = self.reclaiming.pop_front()?;
+            if segment.try_reclaim(self.segment_size) {
+                self.lent += 1;
+                return Some(segment);
+            }
+            self.reclaiming.push_back(segment);
+        }
+        if let Some(segment) = self.take_free(|s| s.capacity() >= room) {
+            return Some(segment);
         }
         // None is large enough: a free tail whose earlier data the application has dropped can
         // be made whole again in place. Tails still shared stay free for smaller requests.
@@ -115,15 +126,15 @@ impl Pool {
                 return Some(self.free.swap_remove(i));
             }
         }
-        for _ in 0..RECLAIM_TRIES.min(self.reclaiming.len()) {
-            let mut segment = self.reclaiming.pop_front()?;
-            if segment.try_reclaim(self.segment_size) {
-                self.lent += 1;
-                return Some(segment);
-            }
-            self.reclaiming.push_back(segment);
-        }
         None
+    }
+
+    /// Lends the most recently returned free segment that `fits` (bounded search).
+    fn take_free(&mut self, fits: impl Fn(&Segment) -> bool) -> Option<Segment> {
+        let back = self.free.iter().rev().take(FREE_SEARCH).position(fits)?;
+        let index = self.free.len() - 1 - back;
+        self.lent += 1;
+        Some(self.free.swap_remove(index))
     }
 
     /// Takes back a lent segment holding no data (what was received was split off and handed
@@ -206,6 +217,57 @@ mod tests {
         pool.give_back(a);
         pool.give_back(b);
         assert_eq!(pool.usage().free, 2);
+    }
+
+    /// Bulk traffic: every read fills a whole segment, and the application drops a batch of
+    /// received data only after the next batch was read (a driver hands events over once per
+    /// turn). The pool must keep cycling through about two batches of segments, not walk the
+    /// whole pool (which leaves every read landing in memory long out of the CPU cache).
+    #[test]
+    fn bulk_reads_cycle_through_few_segments_when_the_application_keeps_up() {
+        const BATCH: usize = 16;
+        let mut pool = Pool::new(1024, 256);
+        let mut used = std::collections::HashSet::new();
+        let mut previous: Vec<Bytes> = Vec::new();
+        for _ in 0..50 {
+            let mut batch = Vec::new();
+            for _ in 0..BATCH {
+                let mut seg = pool.take(1024).expect("the pool has room");
+                used.insert(seg.as_ptr() as usize);
+                seg.resize(1024, 7);
+                batch.push(seg.split_to(1024).freeze());
+                pool.give_back(seg);
+            }
+            previous = std::mem::replace(&mut previous, batch);
+            previous.clear(); // the application takes the batch before last
+            assert!(conserved(&pool));
+        }
+        assert!(
+            used.len() <= 2 * BATCH + HOT_TRIES,
+            "{} distinct segments used for batches of {BATCH}",
+            used.len()
+        );
+    }
+
+    /// Small messages keep filling the segment already carved instead of each taking a
+    /// reclaimed whole one (which would spread them over many segments).
+    #[test]
+    fn a_carved_free_segment_is_lent_before_a_reclaimed_retired_one() {
+        let mut pool = Pool::new(1024, 4);
+        // Retire one segment whose data is already dropped.
+        let mut seg = pool.take(1024).unwrap();
+        seg.resize(1024, 1);
+        drop(seg.split_to(1024));
+        pool.give_back(seg);
+        // Carve 64 bytes off another and give it back.
+        let mut carved = pool.take(64).unwrap();
+        carved.resize(64, 2);
+        let held = carved.split_to(64).freeze();
+        let carved_at = carved.as_ptr() as usize;
+        pool.give_back(carved);
+        let next = pool.take(64).unwrap();
+        assert_eq!(next.as_ptr() as usize, carved_at);
+        drop(held);
     }
 
     #[derive(Debug, Clone)]
