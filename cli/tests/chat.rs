@@ -154,6 +154,11 @@ fn hostile_peers_and_garbage_beacons_are_shrugged_off() {
     let mut raw = connect();
     raw.write_all(&frame(b"raw")).unwrap();
     raw.write_all(&frame(b"hi\xff\nthere")).unwrap();
+    // The host said its name first. With nothing left unread, closing sends a FIN, not a reset.
+    let mut hello = [0; 8];
+    raw.read_exact(&mut hello).unwrap();
+    assert_eq!(hello[..], frame(b"host")[..]);
+    drop(raw);
     let end = host.finish();
     assert!(end.status.success(), "{end:?}");
     assert_eq!(
@@ -190,4 +195,32 @@ fn names_must_be_one_short_word() {
         assert!(end.stderr.starts_with("openp2p: "), "{}", end.stderr);
         assert_eq!(end.stderr.lines().count(), 1, "{}", end.stderr);
     }
+}
+
+#[test]
+fn ports_already_taken_are_reported_in_one_line() {
+    let tcp = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = tcp.local_addr().unwrap().port().to_string();
+    let end = ChatProc::start(&["chat", "--port", &port].map(String::from), None).finish();
+    assert_eq!(end.status.code(), Some(1), "{end:?}");
+    assert!(
+        end.stderr
+            .starts_with("openp2p: error: cannot listen on 0.0.0.0:"),
+        "{}",
+        end.stderr
+    );
+    // A socket on the discovery port that does not share it (no SO_REUSEADDR).
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = udp.local_addr().unwrap().port().to_string();
+    let end =
+        ChatProc::start(&["chat", "--discovery-port", &port].map(String::from), None).finish();
+    assert_eq!(end.status.code(), Some(1), "{end:?}");
+    assert!(
+        end.stderr.starts_with(&format!(
+            "openp2p: error: cannot use the discovery port {port}"
+        )),
+        "{}",
+        end.stderr
+    );
+    assert_eq!(end.stderr.lines().count(), 1, "{}", end.stderr);
 }

@@ -1,5 +1,5 @@
-//! Where the chat's lines come from: `--say` arguments or standard input, read line by line with
-//! a bound on the line length (a line without an end never grows memory past the bound).
+//! The chat's standard input, read line by line with a bound on the line length (a line without
+//! an end never grows memory past the bound).
 
 use std::io;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
@@ -64,22 +64,16 @@ fn finish(mut line: Vec<u8>, mut len: usize, last: Option<u8>, max: usize) -> Li
     }
 }
 
-/// The lines to say: the `--say` lines at once, or standard input's as they are typed. The
-/// stream ends with the `--say` lines, or at the end of standard input.
+/// Standard input's lines as they are typed (or none at all, for `--say`).
 #[derive(Debug)]
 pub struct Input {
-    lines: mpsc::Receiver<Line>,
+    lines: Option<mpsc::Receiver<Line>>,
 }
 
 impl Input {
-    /// The `--say` lines.
-    pub fn said(lines: &[String]) -> Input {
-        let (tx, rx) = mpsc::channel(lines.len().max(1));
-        for line in lines {
-            // The channel holds them all: this never fails.
-            let _ = tx.try_send(Line::Text(line.as_bytes().to_vec()));
-        }
-        Input { lines: rx }
+    /// No input: the lines were given on the command line.
+    pub fn closed() -> Input {
+        Input { lines: None }
     }
 
     /// Standard input, read by a task of its own (so waiting for a line never races with the
@@ -94,12 +88,12 @@ impl Input {
                 }
             }
         });
-        Input { lines: rx }
+        Input { lines: Some(rx) }
     }
 
     /// The next line; `None` once the input has ended.
     pub async fn next(&mut self) -> Option<Line> {
-        self.lines.recv().await
+        self.lines.as_mut()?.recv().await
     }
 }
 
@@ -147,13 +141,5 @@ mod tests {
             [text(b"0123456789"), text(b"0123456789")]
         );
         assert_eq!(all(b"0123456789\r\r\n", 10).await, [Line::TooLong(11)]);
-    }
-
-    #[tokio::test]
-    async fn said_lines_come_in_order_then_the_input_ends() {
-        let mut input = Input::said(&["a".into(), "b".into()]);
-        assert_eq!(input.next().await, Some(text(b"a")));
-        assert_eq!(input.next().await, Some(text(b"b")));
-        assert_eq!(input.next().await, None);
     }
 }

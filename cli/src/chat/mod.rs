@@ -63,7 +63,8 @@ pub struct ChatArgs {
     /// 192.168.1.255 (127.255.255.255 for nodes on one host).
     #[arg(long, value_name = "ADDR", default_value = "255.255.255.255")]
     pub broadcast: Ipv4Addr,
-    /// Say LINE instead of reading standard input (repeatable; the lines go in order).
+    /// Say LINE instead of reading standard input (repeatable; the lines go in order, to the
+    /// peers joined by then: see --wait-peers).
     #[arg(long = "say", value_name = "LINE", value_parser = parse_line)]
     pub say: Vec<String>,
     /// Hold the lines back until N peers have joined.
@@ -97,12 +98,14 @@ fn parse_line(line: &str) -> std::result::Result<String, String> {
 }
 
 /// A chat node: messages are lines, no idle timeout (a chat may be silent for hours; TCP
-/// keepalive notices dead peers), a small receive pool.
+/// keepalive notices dead peers), a short linger when leaving (lines are small; a peer that does
+/// not close is not waited for long), a small receive pool.
 fn chat_config() -> Config {
     Config {
         framing: Framing::LengthPrefixed,
         max_frame_size: MAX_LINE,
         idle_timeout: None,
+        linger_timeout: Duration::from_secs(3),
         sent_events: false,
         segment_size: 16 * 1024,
         pool_segments: 64,
@@ -257,10 +260,11 @@ pub async fn run(args: &ChatArgs) -> Result<()> {
     })?;
     println!("LISTENING {name} {bound}");
     let name = Bytes::from(name);
+    // `--say` lines are ours from the start; standard input's when they are typed.
     let mut input = if args.say.is_empty() {
         Input::stdin(MAX_LINE)
     } else {
-        Input::said(&args.say)
+        Input::closed()
     };
     // With no exit option, the end of standard input ends the chat.
     let stays =
@@ -272,10 +276,15 @@ pub async fn run(args: &ChatArgs) -> Result<()> {
         node: node.clone(),
         roster: Roster::default(),
         heard: HashMap::new(),
-        held: VecDeque::new(),
+        held: args
+            .say
+            .iter()
+            .map(|line| Bytes::from(line.clone()))
+            .collect(),
         wait_peers: args.wait_peers,
         received: 0,
     };
+    chat.flush().await;
     let mut input_open = true;
     let outcome = loop {
         // Leave only once our own lines are out.
@@ -289,7 +298,8 @@ pub async fn run(args: &ChatArgs) -> Result<()> {
                 Some(event) => chat.on_event(event, &name).await,
                 None => break Err(Failure::new("the node stopped")),
             },
-            line = input.next(), if input_open => match line {
+            // While a line is held back, input waits (memory stays bounded by the channel).
+            line = input.next(), if input_open && chat.held.is_empty() => match line {
                 Some(line) => chat.say(line).await,
                 None => input_open = false,
             },
