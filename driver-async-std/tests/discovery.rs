@@ -9,7 +9,44 @@ use openp2p_async_std::discovery::{DiscoveryConfig, DiscoveryOptions, NodeKey};
 use openp2p_async_std::{Config, Event, Node};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The scenarios count the process's discovery threads, so they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Threads of this process running a discovery task (Linux names threads by their first 15
+/// bytes); `None` where `/proc` cannot tell.
+fn discovery_threads() -> Option<usize> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(
+        tasks
+            .filter_map(Result::ok)
+            .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+            .filter(|name| name.trim_end() == "openp2p-discove")
+            .count(),
+    )
+}
+
+/// Waits until `n` discovery threads run (a new thread names itself once it has started; a
+/// task ends with its node).
+async fn discovery_threads_become(n: usize) {
+    let deadline = Instant::now() + common::PATIENCE;
+    while let Some(now) = discovery_threads() {
+        if now == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} discovery threads running, not {n}"
+        );
+        async_io::Timer::after(Duration::from_millis(10)).await;
+    }
+}
 
 fn free_udp_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
@@ -48,6 +85,7 @@ async fn listening(start: fn(Config) -> Node) -> (Node, SocketAddr) {
 /// Three nodes find each other by name and address; with `auto_connect` each pair ends up with
 /// exactly one connection; a node that stops is reported lost.
 async fn nodes_discover_each_other_and_connect_once(start: fn(Config) -> Node) {
+    let _serial = serial();
     let udp = free_udp_port();
     let mut nodes = Vec::new();
     for (key, name) in [(1u8, "alice"), (2, "bob"), (3, "carol")] {
@@ -96,6 +134,7 @@ async fn nodes_discover_each_other_and_connect_once(start: fn(Config) -> Node) {
     for (node, _, _) in nodes {
         node.shutdown().await;
     }
+    discovery_threads_become(0).await;
 }
 
 /// Without `auto_connect` nodes are only reported; garbage on the beacon port (another
@@ -134,6 +173,7 @@ async fn without_auto_connect_nodes_are_reported_and_garbage_is_ignored(start: f
 
 /// Once the node has stopped, discovery cannot be started on it.
 async fn a_stopped_node_refuses_discovery(start: fn(Config) -> Node) {
+    let _serial = serial();
     let (node, _) = listening(start).await;
     node.shutdown().await;
     while within("the event stream to end", node.next_event())
@@ -147,7 +187,19 @@ async fn a_stopped_node_refuses_discovery(start: fn(Config) -> Node) {
     );
 }
 
+/// Dropping every handle stops the node, and its discovery with it.
+async fn discovery_ends_when_the_last_handle_is_dropped(start: fn(Config) -> Node) {
+    let _serial = serial();
+    let (node, addr) = listening(start).await;
+    node.enable_discovery(options(1, "brief", addr.port(), free_udp_port(), false))
+        .expect("bind beacons");
+    discovery_threads_become(1).await;
+    drop(node);
+    discovery_threads_become(0).await;
+}
+
 on_both_runtimes!(
+    discovery_ends_when_the_last_handle_is_dropped,
     nodes_discover_each_other_and_connect_once,
     without_auto_connect_nodes_are_reported_and_garbage_is_ignored,
     a_stopped_node_refuses_discovery,
