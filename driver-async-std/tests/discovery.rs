@@ -4,19 +4,20 @@
 
 mod common;
 
+use async_std::sync::{Mutex, MutexGuard};
 use common::{expect, next, within};
 use openp2p_async_std::discovery::{DiscoveryConfig, DiscoveryOptions, NodeKey};
 use openp2p_async_std::{Config, Event, Node};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The scenarios count the process's discovery threads, so they run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+/// An executor-neutral lock (it is held across awaits).
+async fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 /// Threads of this process running a discovery task (Linux names threads by their first 15
@@ -85,7 +86,7 @@ async fn listening(start: fn(Config) -> Node) -> (Node, SocketAddr) {
 /// Three nodes find each other by name and address; with `auto_connect` each pair ends up with
 /// exactly one connection; a node that stops is reported lost.
 async fn nodes_discover_each_other_and_connect_once(start: fn(Config) -> Node) {
-    let _serial = serial();
+    let _serial = serial().await;
     let udp = free_udp_port();
     let mut nodes = Vec::new();
     for (key, name) in [(1u8, "alice"), (2, "bob"), (3, "carol")] {
@@ -173,7 +174,7 @@ async fn without_auto_connect_nodes_are_reported_and_garbage_is_ignored(start: f
 
 /// Once the node has stopped, discovery cannot be started on it.
 async fn a_stopped_node_refuses_discovery(start: fn(Config) -> Node) {
-    let _serial = serial();
+    let _serial = serial().await;
     let (node, _) = listening(start).await;
     node.shutdown().await;
     while within("the event stream to end", node.next_event())
@@ -189,7 +190,7 @@ async fn a_stopped_node_refuses_discovery(start: fn(Config) -> Node) {
 
 /// Dropping every handle stops the node, and its discovery with it.
 async fn discovery_ends_when_the_last_handle_is_dropped(start: fn(Config) -> Node) {
-    let _serial = serial();
+    let _serial = serial().await;
     let (node, addr) = listening(start).await;
     node.enable_discovery(options(1, "brief", addr.port(), free_udp_port(), false))
         .expect("bind beacons");
