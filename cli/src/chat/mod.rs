@@ -28,6 +28,10 @@
 //! long (a failure if `--exit-after-messages` was not reached by then). With `--say` and neither
 //! exit option, the node stays until interrupted. A chat leaves gracefully: what was queued for
 //! each peer is delivered before the connection closes.
+//!
+//! Known limit: a node is dialled when it is first heard. A connection that ends while both nodes
+//! keep announcing is not dialled again until one of them has been silent for the discovery
+//! expiry (7 s) and heard again (restarting either node also reconnects them).
 
 mod input;
 mod roster;
