@@ -7,6 +7,7 @@
 //! `SO_LINGER` 0 (a reset, no TIME_WAIT), so that loopback's ephemeral ports and TIME_WAIT
 //! buckets do not cap the rate; the server sees the reset as the end of the connection.
 
+use crate::cpu::Mark;
 use crate::subject::BenchResult;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -39,6 +40,8 @@ pub struct EchoResult {
     pub p50_us: f64,
     /// 99th percentile round-trip latency, microseconds.
     pub p99_us: f64,
+    /// CPU time of the whole process (server and load generator) per round trip, microseconds.
+    pub cpu_us_per_trip: f64,
 }
 
 /// Round-trip latencies in 1 µs buckets up to 65.5 ms (longer ones count as the last bucket).
@@ -113,16 +116,17 @@ pub fn echo(addr: SocketAddr, load: EchoLoad) -> BenchResult<EchoResult> {
         let now = Instant::now();
         match measuring {
             None if now >= begin + load.warmup => {
-                measuring = Some(now);
+                measuring = Some((now, Mark::now()));
                 hist = Histogram::default();
                 trips = 0;
             }
-            Some(start) if now >= start + load.measure => {
-                let secs = now.duration_since(start).as_secs_f64();
+            Some((start, mark)) if now >= start + load.measure => {
+                let span = mark.elapsed();
                 return Ok(EchoResult {
-                    trips_per_sec: trips as f64 / secs,
+                    trips_per_sec: trips as f64 / span.secs,
                     p50_us: hist.quantile(0.50),
                     p99_us: hist.quantile(0.99),
+                    cpu_us_per_trip: span.cpu_ns as f64 / 1e3 / trips.max(1) as f64,
                 });
             }
             _ => {}
@@ -180,6 +184,9 @@ pub struct ChurnResult {
     pub conns_per_sec: f64,
     /// Connections in the timed part that failed (refused, reset before the reply, ...).
     pub failures: u64,
+    /// CPU time of the whole process (server and load generator) per completed connection,
+    /// microseconds.
+    pub cpu_us_per_conn: f64,
 }
 
 /// A churn client's connection: `None` while connecting, then the reply bytes read so far.
@@ -221,14 +228,16 @@ pub fn churn(addr: SocketAddr, load: ChurnLoad) -> BenchResult<ChurnResult> {
         let now = Instant::now();
         match measuring {
             None if now >= begin + load.warmup => {
-                measuring = Some(now);
+                measuring = Some((now, Mark::now()));
                 done = 0;
                 failures = 0;
             }
-            Some(start) if now >= start + load.measure => {
+            Some((start, mark)) if now >= start + load.measure => {
+                let span = mark.elapsed();
                 return Ok(ChurnResult {
-                    conns_per_sec: done as f64 / now.duration_since(start).as_secs_f64(),
+                    conns_per_sec: done as f64 / span.secs,
                     failures,
+                    cpu_us_per_conn: span.cpu_ns as f64 / 1e3 / done.max(1) as f64,
                 });
             }
             _ => {}

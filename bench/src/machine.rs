@@ -46,6 +46,50 @@ impl Machine {
     }
 }
 
+/// The commit of the source tree the runner was started in (`git rev-parse --short HEAD`),
+/// with the paths that differ from it under the crates measured (`core`, the drivers, `bench`),
+/// if any: figures from a tree with uncommitted driver changes say so.
+pub fn source_revision() -> String {
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown".into();
+    };
+    let dirty: Vec<String> = git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "core",
+        "driver-mio",
+        "driver-tokio",
+        "driver-async-std",
+        "bench",
+    ])
+    .unwrap_or_default()
+    .lines()
+    .filter_map(|l| l.get(3..))
+    .map(str::to_string)
+    .collect();
+    if dirty.is_empty() {
+        head.trim().to_string()
+    } else {
+        format!(
+            "{} plus uncommitted changes to {}",
+            head.trim(),
+            dirty.join(", ")
+        )
+    }
+}
+
 /// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -20,8 +20,11 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: workloads::allocs::CountingAlloc = workloads::allocs::CountingAlloc;
 
+/// A workload's entry point.
+type Workload = fn(&Opts) -> Outcome;
+
 /// Every workload, in the order a run does them.
-const WORKLOADS: [(&str, fn(&Opts) -> Outcome); 6] = [
+const WORKLOADS: [(&str, Workload); 6] = [
     ("bulk", workloads::bulk::run),
     ("echo", workloads::echo::run),
     ("churn", workloads::churn::run),
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         ),
         opts,
         date,
+        revision: machine::source_revision(),
         load: (load_before, machine::load_average()),
         total_secs: started.elapsed().as_secs_f64(),
         workloads: results,

@@ -56,12 +56,18 @@ pub fn ratio_chart(path: &Path, rows: &[&Row]) -> BenchResult<()> {
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) if *i < n => {
+                labels.get(n - 1 - *i).cloned().unwrap_or_default()
+            }
             _ => String::new(),
         })
-        .x_desc("ratio (1.0 = baseline)")
+        .light_line_style(WHITE)
+        .x_desc("ratio (1.0 = raw baseline, blue; black tick = target; green met, red missed, grey no target)")
         .draw()?;
+    // The first row at the top.
+    let at = |i: usize| n - 1 - i;
     chart.draw_series(rows.iter().enumerate().map(|(i, r)| {
+        let i = at(i);
         let color = match r.met {
             Some(true) => RGBColor(46, 160, 67),
             Some(false) => RGBColor(207, 34, 46),
@@ -78,6 +84,7 @@ pub fn ratio_chart(path: &Path, rows: &[&Row]) -> BenchResult<()> {
         bar
     }))?;
     chart.draw_series(rows.iter().enumerate().filter_map(|(i, r)| {
+        let i = at(i);
         let t = target_ratio(r.target.as_deref()?)?;
         Some(PathElement::new(
             vec![(t, SegmentValue::Exact(i)), (t, SegmentValue::Exact(i + 1))],
@@ -119,6 +126,7 @@ pub fn series_chart(path: &Path, series: &Series) -> BenchResult<()> {
         .build_cartesian_2d(0f64..t_max, 0f64..y_max)?;
     chart
         .configure_mesh()
+        .light_line_style(RGBColor(235, 235, 235))
         .x_desc("seconds")
         .y_desc(unit)
         .draw()?;

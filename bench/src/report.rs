@@ -31,6 +31,8 @@ pub struct Run {
     pub opts: Opts,
     /// When it started.
     pub date: String,
+    /// The source tree's revision ([`crate::machine::source_revision`]).
+    pub revision: String,
     /// Load averages when it started and when it ended.
     pub load: (String, String),
     /// Wall-clock seconds of the whole run.
@@ -179,6 +181,7 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
         }
     );
     let _ = writeln!(md, "| date | {} |", run.date);
+    let _ = writeln!(md, "| source | {} |", run.revision);
     let _ = writeln!(
         md,
         "| load average (1, 5, 15 min) | {} at the start, {} at the end |",
@@ -318,6 +321,7 @@ mod tests {
                 runs: 1,
             },
             date: "2026-01-01 00:00 UTC".into(),
+            revision: "abc1234".into(),
             load: ("1.0 1.0 1.0".into(), "2.0 1.0 1.0".into()),
             total_secs: 3.0,
             workloads: vec![

@@ -43,6 +43,22 @@ impl Subject {
         Subject::Openp2pAsyncStd,
     ];
 
+    /// The subjects a run measures: all of them, or those named (comma-separated, as in the
+    /// tables) in the environment variable `OPENP2P_BENCH_SUBJECTS`, for profiling one alone
+    /// (`OPENP2P_BENCH_SUBJECTS=openp2p-tokio perf record ...`).
+    pub fn selected() -> Vec<Subject> {
+        let wanted = std::env::var("OPENP2P_BENCH_SUBJECTS").unwrap_or_default();
+        let wanted: Vec<&str> = wanted
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .collect();
+        Subject::ALL
+            .into_iter()
+            .filter(|s| wanted.is_empty() || wanted.contains(&s.name()))
+            .collect()
+    }
+
     /// The name in tables and plots.
     pub fn name(self) -> &'static str {
         match self {

@@ -33,7 +33,7 @@ pub fn run(opts: &Opts) -> Outcome {
         ],
     );
     for run in 1..=opts.runs.max(1) {
-        for subject in Subject::ALL {
+        for subject in Subject::selected() {
             match guarded(Duration::from_secs(120), move || {
                 crate::subjects::bulk(subject, size)
             }) {

@@ -27,10 +27,11 @@ pub fn run(opts: &Opts) -> Outcome {
         vec![
             Metric::targeted("connections", "1/s", 0.9),
             Metric::plain("failed connections", "1/s"),
+            Metric::plain("CPU per connection", "µs"),
         ],
     );
     for run in 1..=opts.runs.max(1) {
-        for subject in Subject::ALL {
+        for subject in Subject::selected() {
             let result = guarded(Duration::from_secs(60), move || {
                 let server = crate::subjects::echo_server(subject)?;
                 let result = loadgen::churn(server.addr(), load);
@@ -41,12 +42,13 @@ pub fn run(opts: &Opts) -> Outcome {
                 Ok(r) => {
                     let failed = r.failures as f64 / load.measure.as_secs_f64();
                     eprintln!(
-                        "  churn run {run}: {:<18} {:8.0} connections/s ({} failed)",
+                        "  churn run {run}: {:<18} {:8.0} connections/s ({} failed)  {:5.1} µs CPU",
                         subject.name(),
                         r.conns_per_sec,
-                        r.failures
+                        r.failures,
+                        r.cpu_us_per_conn
                     );
-                    c.push(subject, &[r.conns_per_sec, failed]);
+                    c.push(subject, &[r.conns_per_sec, failed, r.cpu_us_per_conn]);
                 }
                 Err(e) => c.fail(subject, run, &e),
             }
@@ -61,7 +63,8 @@ pub fn run(opts: &Opts) -> Outcome {
              with SO_LINGER 0 (a reset instead of FIN/TIME_WAIT, so loopback's port and \
              TIME_WAIT limits do not cap the rate); the server under test sees the reset as the \
              end of the connection. openp2p servers run with max_peers_per_ip raised (every \
-             client is 127.0.0.1).",
+             client is 127.0.0.1). CPU per connection counts every thread of the process: the \
+             server under test and the load generator (the same for every subject).",
             load.clients,
             load.size,
             load.measure.as_millis(),

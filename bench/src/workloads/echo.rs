@@ -15,7 +15,7 @@ pub fn load(opts: &Opts) -> EchoLoad {
         peers: 100,
         size: 64,
         warmup: Duration::from_millis(if opts.quick { 50 } else { 300 }),
-        measure: Duration::from_millis(if opts.quick { 200 } else { 2_000 }),
+        measure: Duration::from_millis(if opts.quick { 200 } else { 3_000 }),
     }
 }
 
@@ -28,10 +28,11 @@ pub fn run(opts: &Opts) -> Outcome {
             Metric::targeted("round trips", "1/s", 0.9),
             Metric::plain("p50 latency", "µs"),
             Metric::plain("p99 latency", "µs"),
+            Metric::plain("CPU per round trip", "µs"),
         ],
     );
     for run in 1..=opts.runs.max(1) {
-        for subject in Subject::ALL {
+        for subject in Subject::selected() {
             let result = guarded(Duration::from_secs(60), move || {
                 let server = crate::subjects::echo_server(subject)?;
                 let result = loadgen::echo(server.addr(), load);
@@ -41,13 +42,17 @@ pub fn run(opts: &Opts) -> Outcome {
             match result {
                 Ok(r) => {
                     eprintln!(
-                        "  echo run {run}: {:<18} {:9.0} round trips/s  p50 {:5.0} µs  p99 {:5.0} µs",
+                        "  echo run {run}: {:<18} {:9.0} round trips/s  p50 {:5.0} µs  p99 {:5.0} µs  {:5.1} µs CPU",
                         subject.name(),
                         r.trips_per_sec,
                         r.p50_us,
-                        r.p99_us
+                        r.p99_us,
+                        r.cpu_us_per_trip
                     );
-                    c.push(subject, &[r.trips_per_sec, r.p50_us, r.p99_us]);
+                    c.push(
+                        subject,
+                        &[r.trips_per_sec, r.p50_us, r.p99_us, r.cpu_us_per_trip],
+                    );
                 }
                 Err(e) => c.fail(subject, run, &e),
             }
@@ -59,7 +64,9 @@ pub fn run(opts: &Opts) -> Outcome {
         format!(
             "{} connections x {} B request/response, one request in flight per connection, {} ms \
              timed after {} ms untimed. Clients: one raw mio thread (the same for every \
-             subject, TCP_NODELAY); latency in 1 µs buckets.",
+             subject, TCP_NODELAY); latency in 1 µs buckets. CPU per round trip counts every \
+             thread of the process: the server under test and the load generator (the same \
+             for every subject).",
             load.peers,
             load.size,
             load.measure.as_millis(),
