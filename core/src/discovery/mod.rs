@@ -63,9 +63,12 @@ pub struct DiscoveryConfig {
     pub expiry: Duration,
     /// Most nodes remembered; beacons from further nodes are ignored until some expire.
     pub max_nodes: usize,
-    /// Offer newly discovered nodes for dialling through [`Discovery::poll_dial`]. Of two nodes
-    /// that discover each other only the one with the smaller [`NodeKey`] dials, so they end up
-    /// with one connection, not two.
+    /// Offer discovered nodes for dialling through [`Discovery::poll_dial`]. Of two nodes that
+    /// discover each other only the one with the smaller [`NodeKey`] dials, so they end up with
+    /// one connection, not two. The driver reports each dial's fate with
+    /// [`Discovery::dial_outcome`]: a node is offered again (at most once per interval, when
+    /// heard) whenever it has no connection and no dial in flight, and never while it has one,
+    /// even if it was lost and found again meanwhile.
     pub auto_connect: bool,
 }
 
@@ -79,6 +82,17 @@ impl Default for DiscoveryConfig {
             auto_connect: false,
         }
     }
+}
+
+/// Where the dialling side stands with a node it was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Offered by `poll_dial`; its outcome has not been reported yet.
+    Dialing,
+    /// The dial produced a connection that is still up.
+    Connected,
+    /// The dial failed or its connection ended: offer again when heard at or after this instant.
+    Apart { retry_at: Nanos },
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +115,9 @@ pub struct Discovery {
     known: BTreeMap<NodeKey, Known>,
     events: VecDeque<Event>,
     dials: VecDeque<(NodeKey, SocketAddr)>,
+    /// Nodes offered for dialling and what became of it. Bounded: only `Connected` entries
+    /// outlive their node's loss, and each stands for a connection.
+    links: BTreeMap<NodeKey, Link>,
     ignored: u64,
 }
 
@@ -127,6 +144,7 @@ impl Discovery {
             known: BTreeMap::new(),
             events: VecDeque::new(),
             dials: VecDeque::new(),
+            links: BTreeMap::new(),
             ignored: 0,
         }
     }
@@ -177,7 +195,10 @@ impl Discovery {
                     });
                 }
             }
-            None if full => self.ignored += 1,
+            None if full => {
+                self.ignored += 1;
+                return Ok(());
+            }
             None => {
                 self.known.insert(
                     beacon.node,
@@ -187,9 +208,6 @@ impl Discovery {
                         last_seen: now,
                     },
                 );
-                if self.config.auto_connect && self.me < beacon.node {
-                    self.dials.push_back((beacon.node, addr));
-                }
                 self.events.push_back(Event::Discovered {
                     node: beacon.node,
                     addr,
@@ -197,7 +215,65 @@ impl Discovery {
                 });
             }
         }
+        self.offer(beacon.node, addr, now);
         Ok(())
+    }
+
+    /// With `auto_connect`, offers `node` for dialling if this side dials it and it has neither
+    /// a connection nor a dial in flight (and a failed one is at least an interval old).
+    fn offer(&mut self, node: NodeKey, addr: SocketAddr, now: Nanos) {
+        if !self.config.auto_connect || self.me >= node {
+            return;
+        }
+        let due = match self.links.get(&node) {
+            None => true,
+            Some(Link::Apart { retry_at }) => now >= *retry_at,
+            Some(Link::Dialing | Link::Connected) => false,
+        };
+        if due {
+            self.links.insert(node, Link::Dialing);
+            self.dials.push_back((node, addr));
+        }
+    }
+
+    /// What became of a dial [`poll_dial`](Self::poll_dial) offered for `node`: `true` when it
+    /// connected, `false` when it failed or when its connection ended later. A node that is
+    /// apart is offered again when next heard, at the earliest one interval from `now`.
+    /// Reports for nodes that were never offered change nothing.
+    ///
+    /// ```
+    /// use openp2p_core::discovery::{Beacon, Discovery, DiscoveryConfig, NodeKey, MAX_BEACON};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let t0 = Instant::now();
+    /// let config = DiscoveryConfig { auto_connect: true, ..DiscoveryConfig::default() };
+    /// let me = |n: u8| Beacon { node: NodeKey([n; 16]), tcp_port: 4000, name: String::new() };
+    /// let mut low = Discovery::new(config, me(1), 1);
+    /// let mut beacon = [0u8; MAX_BEACON];
+    /// let len = me(9).encode(&mut beacon);
+    /// let src = "10.0.0.9:3000".parse().unwrap();
+    /// low.handle_datagram(src, &beacon[..len], t0).unwrap();
+    /// let (node, _addr) = low.poll_dial().unwrap();
+    /// low.dial_outcome(node, true, t0); // connected ...
+    /// low.dial_outcome(node, false, t0); // ... and the connection died
+    /// let later = t0 + Duration::from_secs(2);
+    /// low.handle_datagram(src, &beacon[..len], later).unwrap();
+    /// assert_eq!(low.poll_dial().map(|(n, _)| n), Some(node), "offered again");
+    /// ```
+    pub fn dial_outcome(&mut self, node: NodeKey, connected: bool, now: Instant) {
+        let now = self.clock.observe(now);
+        let Some(link) = self.links.get_mut(&node) else {
+            return;
+        };
+        if connected {
+            *link = Link::Connected;
+        } else if self.known.contains_key(&node) {
+            *link = Link::Apart {
+                retry_at: now.saturating_add(nanos(self.config.interval)),
+            };
+        } else {
+            self.links.remove(&node);
+        }
     }
 
     /// Forgets nodes not heard from within the expiry.
@@ -205,6 +281,7 @@ impl Discovery {
         let now = self.clock.observe(now);
         let expiry = nanos(self.config.expiry);
         let events = &mut self.events;
+        let links = &mut self.links;
         self.known.retain(|node, known| {
             let alive = known.last_seen.saturating_add(expiry) > now;
             if !alive {
@@ -212,6 +289,11 @@ impl Discovery {
                     node: *node,
                     addr: known.addr,
                 });
+                // A connection outlives the beacons; a node we are apart from (or still dialling:
+                // which bounds the table for drivers that never report) is forgotten.
+                if !matches!(links.get(node), Some(Link::Connected)) {
+                    links.remove(node);
+                }
             }
             alive
         });
@@ -238,8 +320,9 @@ impl Discovery {
         self.events.pop_front()
     }
 
-    /// The next discovered node this node should connect to (with `auto_connect`): each node
-    /// is offered once per discovery (again only after it was lost and found again).
+    /// The next discovered node this node should connect to (with `auto_connect`). A node is
+    /// offered when it has neither a connection nor a dial in flight, as told by
+    /// [`dial_outcome`](Self::dial_outcome); a driver that never reports gets each node once.
     pub fn poll_dial(&mut self) -> Option<(NodeKey, SocketAddr)> {
         self.dials.pop_front()
     }
@@ -382,6 +465,86 @@ mod tests {
         );
         assert_eq!(low.poll_dial(), None, "offered once");
         assert_eq!(high.poll_dial(), None);
+    }
+
+    fn dialler() -> Discovery {
+        let config = DiscoveryConfig {
+            auto_connect: true,
+            ..DiscoveryConfig::default()
+        };
+        let me = Beacon {
+            node: NodeKey([1; 16]),
+            tcp_port: 1,
+            name: String::new(),
+        };
+        Discovery::new(config, me, 1)
+    }
+
+    #[test]
+    fn a_node_whose_dial_failed_or_whose_connection_ended_is_offered_again_an_interval_later() {
+        let t0 = crate::test_clock::base();
+        let src = "10.0.0.9:3000".parse().unwrap();
+        let nine = NodeKey([9; 16]);
+        let mut d = dialler();
+        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
+        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+        // Heard again while the dial is in flight, and while connected: no second offer.
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(d.poll_dial(), None);
+        d.dial_outcome(nine, true, t0 + Duration::from_secs(1));
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(d.poll_dial(), None, "connected");
+        // The connection ends: offered when heard, but not before an interval has passed.
+        d.dial_outcome(nine, false, t0 + Duration::from_secs(3));
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_millis(4900))
+            .unwrap();
+        assert_eq!(d.poll_dial(), None, "within the interval");
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+        // A failed dial likewise.
+        d.dial_outcome(nine, false, t0 + Duration::from_secs(5));
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(7))
+            .unwrap();
+        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+    }
+
+    #[test]
+    fn a_connected_node_lost_and_heard_again_is_not_dialled_twice() {
+        let t0 = crate::test_clock::base();
+        let src = "10.0.0.9:3000".parse().unwrap();
+        let nine = NodeKey([9; 16]);
+        let mut d = dialler();
+        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
+        assert!(d.poll_dial().is_some());
+        d.dial_outcome(nine, true, t0);
+        // Its beacons are lost for a while (lossy Wi-Fi); the TCP connection is fine.
+        d.handle_timeout(t0 + Duration::from_secs(8));
+        assert!(matches!(d.poll_event(), Some(Event::Discovered { .. })));
+        assert!(matches!(d.poll_event(), Some(Event::Lost { .. })));
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(9))
+            .unwrap();
+        assert_eq!(d.poll_dial(), None, "still connected");
+        // Once the connection ends, a lost node is forgotten entirely and dialled when found.
+        d.dial_outcome(nine, false, t0 + Duration::from_secs(10));
+        d.handle_timeout(t0 + Duration::from_secs(17));
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(18))
+            .unwrap();
+        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+    }
+
+    #[test]
+    fn reports_for_nodes_never_offered_change_nothing() {
+        let t0 = crate::test_clock::base();
+        let mut d = dialler();
+        d.dial_outcome(NodeKey([9; 16]), true, t0);
+        d.dial_outcome(NodeKey([9; 16]), false, t0);
+        assert!(d.links.is_empty());
+        let src = "10.0.0.9:3000".parse().unwrap();
+        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
+        assert!(d.poll_dial().is_some(), "a fresh node is offered at once");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::{Input, START};
 use crate::discovery::{
-    Beacon, Discovery, DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_BEACON, MAX_NAME,
+    Beacon, Discovery, DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_BEACON, MAX_NAME, MIN_INTERVAL,
 };
 use crate::Event;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -77,6 +77,10 @@ pub fn discovery(data: &[u8], base: Instant) {
     let mut d = Discovery::new(config, mine.clone(), seed);
     let mut known: BTreeMap<NodeKey, Heard> = BTreeMap::new();
     let mut dials = VecDeque::new();
+    // The dialling side's view of each offered node (see `Discovery::dial_outcome`).
+    let mut links: BTreeMap<NodeKey, Link> = BTreeMap::new();
+    let interval_ns =
+        u64::try_from(config.interval.max(MIN_INTERVAL).as_nanos()).unwrap_or(u64::MAX);
     let (mut ignored, mut offset, mut latest, mut epoch) = (0u64, START, 0u64, None::<u64>);
     let mut ops = 0;
     while !input.is_empty() && ops < 500 {
@@ -146,16 +150,25 @@ pub fn discovery(data: &[u8], base: Instant) {
                     }
                     None if full => {
                         ignored += 1;
-                        false
+                        assert_eq!(d.poll_event(), None, "event for an ignored node");
+                        continue;
                     }
                     None => {
                         known.insert(beacon.node, heard.clone());
-                        if config.auto_connect && me < beacon.node {
-                            dials.push_back((beacon.node, heard.addr));
-                        }
                         true
                     }
                 };
+                if config.auto_connect && me < beacon.node {
+                    let due = match links.get(&beacon.node) {
+                        None => true,
+                        Some(Link::Apart(retry_at)) => t >= *retry_at,
+                        Some(Link::Dialing | Link::Connected) => false,
+                    };
+                    if due {
+                        links.insert(beacon.node, Link::Dialing);
+                        dials.push_back((beacon.node, heard.addr));
+                    }
+                }
                 let expected = changed.then(|| Event::Discovered {
                     node: beacon.node,
                     addr: heard.addr,
@@ -189,6 +202,9 @@ pub fn discovery(data: &[u8], base: Instant) {
                     .map(|(k, _)| *k)
                     .collect();
                 for node in gone {
+                    if links.get(&node) != Some(&Link::Connected) {
+                        links.remove(&node);
+                    }
                     let addr = known.remove(&node).map(|h| h.addr);
                     assert!(
                         matches!(d.poll_event(), Some(Event::Lost { node: n, addr: a }) if n == node && Some(a) == addr),
@@ -217,6 +233,24 @@ pub fn discovery(data: &[u8], base: Instant) {
             }
             assert!(dials.is_empty(), "dial offers missing: {dials:?}");
         }
+        // ... and reports what became of a dial (or of its connection), or of a node it never
+        // dialled.
+        let report = input.u8();
+        if report & 3 != 0 {
+            let node = NodeKey([(report >> 2) % 6; 16]);
+            let connected = report & 3 == 1;
+            d.dial_outcome(node, connected, base + Duration::from_nanos(offset));
+            let t = observe(offset);
+            if let Some(link) = links.get_mut(&node) {
+                if connected {
+                    *link = Link::Connected;
+                } else if known.contains_key(&node) {
+                    *link = Link::Apart(t.saturating_add(interval_ns));
+                } else {
+                    links.remove(&node);
+                }
+            }
+        }
         assert!(d.nodes().count() <= config.max_nodes);
         assert!(
             d.nodes()
@@ -225,6 +259,13 @@ pub fn discovery(data: &[u8], base: Instant) {
         );
         assert_eq!(d.ignored(), ignored);
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Dialing,
+    Connected,
+    Apart(u64),
 }
 
 fn op_is_jump(byte: u8) -> bool {
