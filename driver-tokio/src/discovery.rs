@@ -11,7 +11,9 @@
 use crate::command::Command;
 use crate::shared::Shared;
 use openp2p_core::discovery::{Beacon, Discovery};
-use openp2p_core::Event;
+use openp2p_core::{ConnectError, Event, PeerId};
+use std::collections::HashMap;
+use tokio::sync::oneshot;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -96,17 +98,19 @@ async fn run(
     tokio::pin!(ended);
     ended.as_mut().enable();
     let mut buf = [0u8; 2048];
+    let mut dials = Dials::default();
     loop {
         if shared.lock().ended {
             return;
         }
         let now = Instant::now();
+        dials.report(&mut discovery, &shared, now);
         discovery.handle_timeout(now);
         if let Some(beacon) = discovery.poll_transmit(now) {
             // A LAN without a route for the broadcast is not fatal: the next beacon tries again.
             let _ = socket.try_send_to(beacon, target);
         }
-        forward(&mut discovery, &shared, &commands);
+        forward(&mut discovery, &shared, &commands, &mut dials);
         let deadline = discovery
             .poll_timeout()
             .unwrap_or(now + Duration::from_secs(1));
@@ -125,24 +129,73 @@ async fn run(
     }
 }
 
+/// The connects this task made for `auto_connect`, so that each one's fate reaches the state
+/// machine ([`Discovery::dial_outcome`]): a node is dialled again after its connection ends, and
+/// never twice at once.
+#[derive(Debug, Default)]
+struct Dials {
+    /// Connects whose peer id has not come back yet.
+    pending: Vec<(NodeKey, oneshot::Receiver<Result<PeerId, ConnectError>>)>,
+    /// Connects in flight or connected.
+    live: HashMap<PeerId, NodeKey>,
+}
+
+impl Dials {
+    /// Tells the state machine which dials stand (a connect in flight counts as standing until
+    /// it fails) and which have ended.
+    fn report(&mut self, discovery: &mut Discovery, shared: &Shared, now: Instant) {
+        let live = &mut self.live;
+        self.pending.retain_mut(|(node, reply)| match reply.try_recv() {
+            Ok(Ok(peer)) => {
+                live.insert(peer, *node);
+                discovery.dial_outcome(*node, true, now);
+                false
+            }
+            Err(oneshot::error::TryRecvError::Empty) => true,
+            Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => {
+                discovery.dial_outcome(*node, false, now);
+                false
+            }
+        });
+        let state = shared.lock();
+        self.live.retain(|peer, node| {
+            let standing = state
+                .links
+                .get(peer)
+                .is_some_and(|link| link.lock().end.is_none());
+            if !standing {
+                discovery.dial_outcome(*node, false, now);
+            }
+            standing
+        });
+    }
+}
+
 /// Moves discovery events into the node's queue and dials offered nodes.
-fn forward(discovery: &mut Discovery, shared: &Shared, commands: &WeakUnboundedSender<Command>) {
+fn forward(
+    discovery: &mut Discovery,
+    shared: &Shared,
+    commands: &WeakUnboundedSender<Command>,
+    dials: &mut Dials,
+) {
     let mut events: Vec<Event> = std::iter::from_fn(|| discovery.poll_event()).collect();
     if !events.is_empty() {
         let mut state = shared.lock();
         state.events.extend(events.drain(..));
         state.wake_waiters();
     }
-    while let Some((_, addr)) = discovery.poll_dial() {
+    while let Some((node, addr)) = discovery.poll_dial() {
         let Some(commands) = commands.upgrade() else {
             return;
         };
-        // The outcome arrives as `Connected` or `ConnectFailed`; nobody waits for the reply.
-        let (reply, _) = tokio::sync::oneshot::channel();
+        // The application learns the outcome as `Connected` or `ConnectFailed`; this task
+        // keeps the peer id to follow the connection.
+        let (reply, answer) = oneshot::channel();
         let _ = commands.send(Command::Connect {
             addr,
             framing: None,
             reply,
         });
+        dials.pending.push((node, answer));
     }
 }

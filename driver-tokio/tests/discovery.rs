@@ -94,4 +94,40 @@ async fn nodes_discover_each_other_and_connect_once() {
     }
 }
 
-on_both_flavours!(nodes_discover_each_other_and_connect_once);
+/// With `auto_connect`, a connection that ends while both nodes keep announcing is dialled
+/// again, and only once.
+async fn a_dropped_connection_is_dialled_again() {
+    let udp = free_udp_port();
+    let (low, low_addr) = listening(Config::default()).await;
+    let (high, high_addr) = listening(Config::default()).await;
+    low.enable_discovery(options(1, "low", low_addr.port(), udp, true))
+        .expect("bind beacons");
+    high.enable_discovery(options(2, "high", high_addr.port(), udp, true))
+        .expect("bind beacons");
+    let first = wait_for(&high, |e| match e {
+        Event::Connected { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await;
+    // The dialled side drops the connection: the dialler hears its beacons and dials again.
+    high.abort(first).await.expect("running");
+    let second = wait_for(&high, |e| match e {
+        Event::Connected { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_ne!(first, second);
+    // Several announce intervals later there is still exactly one connection.
+    tokio::time::sleep(Duration::from_millis(500)).await; // the window observed, not a wait
+    let stats = high.global_stats().await.expect("running");
+    assert_eq!(stats.peers, 1, "one connection after the re-dial");
+    let stats = low.global_stats().await.expect("running");
+    assert_eq!(stats.outbound_connections, 2, "dialled twice in all");
+    low.shutdown().await;
+    high.shutdown().await;
+}
+
+on_both_flavours!(
+    nodes_discover_each_other_and_connect_once,
+    a_dropped_connection_is_dialled_again
+);
