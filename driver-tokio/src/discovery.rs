@@ -12,15 +12,15 @@ use crate::command::Command;
 use crate::shared::Shared;
 use openp2p_core::discovery::{Beacon, Discovery};
 use openp2p_core::{ConnectError, Event, PeerId};
-use std::collections::HashMap;
-use tokio::sync::oneshot;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::WeakUnboundedSender;
+use tokio::sync::oneshot;
 
 pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
 
@@ -145,18 +145,19 @@ impl Dials {
     /// it fails) and which have ended.
     fn report(&mut self, discovery: &mut Discovery, shared: &Shared, now: Instant) {
         let live = &mut self.live;
-        self.pending.retain_mut(|(node, reply)| match reply.try_recv() {
-            Ok(Ok(peer)) => {
-                live.insert(peer, *node);
-                discovery.dial_outcome(*node, true, now);
-                false
-            }
-            Err(oneshot::error::TryRecvError::Empty) => true,
-            Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => {
-                discovery.dial_outcome(*node, false, now);
-                false
-            }
-        });
+        self.pending
+            .retain_mut(|(node, reply)| match reply.try_recv() {
+                Ok(Ok(peer)) => {
+                    live.insert(peer, *node);
+                    discovery.dial_outcome(*node, true, now);
+                    false
+                }
+                Err(oneshot::error::TryRecvError::Empty) => true,
+                Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => {
+                    discovery.dial_outcome(*node, false, now);
+                    false
+                }
+            });
         let state = shared.lock();
         self.live.retain(|peer, node| {
             let standing = state
