@@ -13,7 +13,6 @@ use crate::shared::Shared;
 use openp2p_core::discovery::{Beacon, Discovery};
 use openp2p_core::{ConnectError, Event, PeerId};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -129,27 +128,21 @@ async fn run(
     }
 }
 
-/// The connects this task made for `auto_connect`, so that each one's fate reaches the state
-/// machine ([`Discovery::dial_outcome`]): a node is dialled again after its connection ends, and
-/// never twice at once.
+/// The connects this task made for `auto_connect` whose peer id has not come back yet; once it
+/// has, the state machine follows the peer ([`Discovery::check_dials`]), so a node is dialled
+/// again after its connection ends, and never twice at once.
 #[derive(Debug, Default)]
 struct Dials {
-    /// Connects whose peer id has not come back yet.
     pending: Vec<(NodeKey, oneshot::Receiver<Result<PeerId, ConnectError>>)>,
-    /// Connects in flight or connected.
-    live: HashMap<PeerId, NodeKey>,
 }
 
 impl Dials {
-    /// Tells the state machine which dials stand (a connect in flight counts as standing until
-    /// it fails) and which have ended.
+    /// Tells the state machine which dials stand and which have ended.
     fn report(&mut self, discovery: &mut Discovery, shared: &Shared, now: Instant) {
-        let live = &mut self.live;
         self.pending
             .retain_mut(|(node, reply)| match reply.try_recv() {
                 Ok(Ok(peer)) => {
-                    live.insert(peer, *node);
-                    discovery.dial_outcome(*node, true, now);
+                    discovery.dial_started(*node, peer, now);
                     false
                 }
                 Err(oneshot::error::TryRecvError::Empty) => true,
@@ -159,15 +152,11 @@ impl Dials {
                 }
             });
         let state = shared.lock();
-        self.live.retain(|peer, node| {
-            let standing = state
+        discovery.check_dials(now, |peer| {
+            state
                 .links
-                .get(peer)
-                .is_some_and(|link| link.lock().end.is_none());
-            if !standing {
-                discovery.dial_outcome(*node, false, now);
-            }
-            standing
+                .get(&peer)
+                .is_some_and(|link| link.lock().end.is_none())
         });
     }
 }

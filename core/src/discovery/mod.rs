@@ -40,7 +40,7 @@ pub use beacon::{Beacon, BeaconError, NodeKey, MAGIC, MAX_BEACON, MAX_NAME, VERS
 
 use crate::clock::{nanos, Clock, Nanos};
 use crate::rng::SimRng;
-use crate::Event;
+use crate::{Event, PeerId};
 use core::net::SocketAddr;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -118,6 +118,9 @@ pub struct Discovery {
     /// Nodes offered for dialling and what became of it. Bounded: only `Connected` entries
     /// outlive their node's loss, and each stands for a connection.
     links: BTreeMap<NodeKey, Link>,
+    /// The peers that dials became ([`Discovery::dial_started`]), followed by
+    /// [`Discovery::check_dials`].
+    dialled: BTreeMap<PeerId, NodeKey>,
     ignored: u64,
 }
 
@@ -145,6 +148,7 @@ impl Discovery {
             events: VecDeque::new(),
             dials: VecDeque::new(),
             links: BTreeMap::new(),
+            dialled: BTreeMap::new(),
             ignored: 0,
         }
     }
@@ -273,6 +277,35 @@ impl Discovery {
             };
         } else {
             self.links.remove(&node);
+        }
+    }
+
+    /// The connect a driver made for `node`'s dial became `peer` (a connect in flight counts as
+    /// standing until it fails): `dial_outcome(node, true)`, and the peer is followed by
+    /// [`check_dials`](Self::check_dials) from now on.
+    pub fn dial_started(&mut self, node: NodeKey, peer: PeerId, now: Instant) {
+        self.dial_outcome(node, true, now);
+        if self.links.contains_key(&node) {
+            self.dialled.insert(peer, node);
+        }
+    }
+
+    /// Asks `standing` about every peer from [`dial_started`](Self::dial_started) (is its
+    /// connect or connection still there?) and reports the ended ones with
+    /// [`dial_outcome`](Self::dial_outcome)`(node, false)`. Drivers call it before each
+    /// [`handle_datagram`](Self::handle_datagram) / [`handle_timeout`](Self::handle_timeout)
+    /// round; it costs one call per dialled peer.
+    pub fn check_dials(&mut self, now: Instant, mut standing: impl FnMut(PeerId) -> bool) {
+        let mut ended = Vec::new();
+        self.dialled.retain(|peer, node| {
+            let up = standing(*peer);
+            if !up {
+                ended.push(*node);
+            }
+            up
+        });
+        for node in ended {
+            self.dial_outcome(node, false, now);
         }
     }
 
@@ -533,6 +566,37 @@ mod tests {
         d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(18))
             .unwrap();
         assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+    }
+
+    #[test]
+    fn check_dials_reports_the_peers_that_ended() {
+        let t0 = crate::test_clock::base();
+        let src = "10.0.0.9:3000".parse().unwrap();
+        let nine = NodeKey([9; 16]);
+        let mut d = dialler();
+        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
+        assert!(d.poll_dial().is_some());
+        let peer = PeerId {
+            index: 3,
+            serial: 7,
+        };
+        d.dial_started(nine, peer, t0);
+        d.check_dials(t0, |p| {
+            assert_eq!(p, peer);
+            true
+        });
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(3))
+            .unwrap();
+        assert_eq!(d.poll_dial(), None, "standing");
+        d.check_dials(t0 + Duration::from_secs(3), |_| false);
+        assert!(d.dialled.is_empty());
+        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(
+            d.poll_dial().map(|(n, _)| n),
+            Some(nine),
+            "ended: dialled again"
+        );
     }
 
     #[test]
