@@ -51,6 +51,9 @@ pub struct Driver {
     /// Tokens to service next round: sockets whose interest just turned on, or that used up
     /// their turn while still ready.
     pub(crate) again: Vec<Token>,
+    /// Sockets that used up their turn while still ready: serviced on the next poll, after the
+    /// executor has run the application's tasks (see `service::WRITE_BYTES_PER_TURN`).
+    pub(crate) deferred: Vec<Token>,
     /// Listeners that failed to accept (out of descriptors): retried when a peer closes or at
     /// `accept_retry_at`, whichever comes first.
     pub(crate) stalled: Vec<Token>,
@@ -95,6 +98,7 @@ impl Driver {
             ready: Arc::new(ReadyQueue::default()),
             work: Vec::new(),
             again: Vec::new(),
+            deferred: Vec::new(),
             stalled: Vec::new(),
             accept_retry_at: None,
             timer: Timer::never(),
@@ -388,6 +392,7 @@ impl Future for Driver {
             return Poll::Ready(());
         }
         this.ready.register(cx.waker());
+        this.again.append(&mut this.deferred);
         for _ in 0..ROUNDS_PER_POLL {
             let mut busy = this.run_commands();
             busy |= this.run_ready();
@@ -407,6 +412,10 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             if this.ready.is_empty() && this.again.is_empty() {
+                if !this.deferred.is_empty() {
+                    // Sockets wait for their next turn: come back after the other tasks.
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
         }
