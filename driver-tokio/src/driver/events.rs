@@ -52,7 +52,7 @@ impl Driver {
                             ls.event_bytes += data.len();
                             if !ls.events_paused
                                 && !ls.read_paused
-                                && ls.event_bytes >= link.events_high
+                                && ls.event_bytes > link.inbound_high
                             {
                                 ls.events_paused = true;
                                 pause.push(peer);
