@@ -10,14 +10,16 @@
 //! the machine offers. The task ends when the node stops.
 
 use crate::command::Command;
-use async_channel::{Sender, WeakSender};
+use crate::shared::PeerTable;
+use async_channel::{Receiver, Sender, TryRecvError, WeakSender};
 use async_io::{Async, Timer};
 use futures_lite::future;
 use openp2p_core::discovery::{Beacon, Discovery};
-use openp2p_core::Event;
+use openp2p_core::{ConnectError, Event, PeerId};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
@@ -73,6 +75,7 @@ pub(crate) fn start(
     options: DiscoveryOptions,
     events: Sender<Event>,
     commands: WeakSender<Command>,
+    table: Arc<PeerTable>,
 ) -> io::Result<()> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
@@ -95,7 +98,15 @@ pub(crate) fn start(
     let target = SocketAddr::new(options.broadcast, options.port);
     std::thread::Builder::new()
         .name("openp2p-discovery".into())
-        .spawn(move || async_io::block_on(run(socket, target, discovery, events, commands)))?;
+        .spawn(move || {
+            let link = Link {
+                events,
+                commands,
+                table,
+                pending: Vec::new(),
+            };
+            async_io::block_on(run(socket, target, discovery, link))
+        })?;
     Ok(())
 }
 
@@ -106,22 +117,32 @@ enum Wake {
     Stopped,
 }
 
+/// The discovery task's ways into its node.
+struct Link {
+    events: Sender<Event>,
+    commands: WeakSender<Command>,
+    /// Whether a dialled peer still stands, for [`Discovery::check_dials`].
+    table: Arc<PeerTable>,
+    /// Connects made for `auto_connect` whose peer id has not come back yet.
+    pending: Vec<(NodeKey, Receiver<Result<PeerId, ConnectError>>)>,
+}
+
 async fn run(
     socket: Async<UdpSocket>,
     target: SocketAddr,
     mut discovery: Discovery,
-    events: Sender<Event>,
-    commands: WeakSender<Command>,
+    mut link: Link,
 ) {
     let mut buf = [0u8; 2048];
     loop {
         let now = Instant::now();
+        link.report(&mut discovery, now);
         discovery.handle_timeout(now);
         if let Some(beacon) = discovery.poll_transmit(now) {
             // A LAN without a route for the broadcast is not fatal: the next beacon tries again.
             let _ = socket.get_ref().send_to(beacon, target);
         }
-        if !forward(&mut discovery, &events, &commands) {
+        if !link.forward(&mut discovery) {
             return;
         }
         let deadline = discovery
@@ -134,7 +155,7 @@ async fn run(
         };
         // The driver closes the event queue when the node stops.
         let stopped = async {
-            events.closed().await;
+            link.events.closed().await;
             Wake::Stopped
         };
         match future::or(stopped, future::or(datagram, timer)).await {
@@ -152,34 +173,54 @@ async fn run(
     }
 }
 
-/// Moves discovery events into the node's queue and dials offered nodes. False once the node
-/// has stopped.
-fn forward(
-    discovery: &mut Discovery,
-    events: &Sender<Event>,
-    commands: &WeakSender<Command>,
-) -> bool {
-    while let Some(event) = discovery.poll_event() {
-        if events.try_send(event).is_err() {
-            return false;
-        }
+impl Link {
+    /// Tells the state machine which dials stand and which have ended, so a node is dialled
+    /// again after its connection ends, and never twice at once.
+    fn report(&mut self, discovery: &mut Discovery, now: Instant) {
+        self.pending.retain(|(node, reply)| match reply.try_recv() {
+            Ok(Ok(peer)) => {
+                discovery.dial_started(*node, peer, now);
+                false
+            }
+            Err(TryRecvError::Empty) => true,
+            Ok(Err(_)) | Err(TryRecvError::Closed) => {
+                discovery.dial_outcome(*node, false, now);
+                false
+            }
+        });
+        let table = &self.table;
+        discovery.check_dials(now, |peer| {
+            table.with(peer, |p| !p.is_closed()) == Some(true)
+        });
     }
-    while let Some((_, addr)) = discovery.poll_dial() {
-        let Some(commands) = commands.upgrade() else {
-            return false;
-        };
-        // The outcome arrives as `Connected` or `ConnectFailed`; nobody waits for the reply.
-        let (reply, _) = async_channel::bounded(1);
-        if commands
-            .try_send(Command::Connect {
-                addr,
-                framing: None,
-                reply,
-            })
-            .is_err()
-        {
-            return false;
+
+    /// Moves discovery events into the node's queue and dials offered nodes. False once the
+    /// node has stopped.
+    fn forward(&mut self, discovery: &mut Discovery) -> bool {
+        while let Some(event) = discovery.poll_event() {
+            if self.events.try_send(event).is_err() {
+                return false;
+            }
         }
+        while let Some((node, addr)) = discovery.poll_dial() {
+            let Some(commands) = self.commands.upgrade() else {
+                return false;
+            };
+            // The application learns the outcome as `Connected` or `ConnectFailed`; this task
+            // keeps the peer id to follow the connection.
+            let (reply, answer) = async_channel::bounded(1);
+            if commands
+                .try_send(Command::Connect {
+                    addr,
+                    framing: None,
+                    reply,
+                })
+                .is_err()
+            {
+                return false;
+            }
+            self.pending.push((node, answer));
+        }
+        true
     }
-    true
 }

@@ -363,7 +363,12 @@ impl Node {
         let stopped =
             || std::io::Error::new(std::io::ErrorKind::NotConnected, "the node has stopped");
         let events = self.handle.events.upgrade().ok_or_else(stopped)?;
-        crate::discovery::start(options, events, self.handle.commands.downgrade())
+        crate::discovery::start(
+            options,
+            events,
+            self.handle.commands.downgrade(),
+            Arc::clone(&self.handle.table),
+        )
     }
 
     /// Bytes (framing included) accepted by `send` for `peer` and not yet taken by its socket,

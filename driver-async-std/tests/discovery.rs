@@ -199,7 +199,42 @@ async fn discovery_ends_when_the_last_handle_is_dropped(start: fn(Config) -> Nod
     discovery_threads_become(0).await;
 }
 
+/// With `auto_connect`, a connection that ends while both nodes keep announcing is dialled
+/// again, and only once.
+async fn a_dropped_connection_is_dialled_again(start: fn(Config) -> Node) {
+    let _serial = serial().await;
+    let udp = free_udp_port();
+    let (low, low_addr) = listening(start).await;
+    let (high, high_addr) = listening(start).await;
+    low.enable_discovery(options(1, "low", low_addr.port(), udp, true))
+        .expect("bind beacons");
+    high.enable_discovery(options(2, "high", high_addr.port(), udp, true))
+        .expect("bind beacons");
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    let Event::Connected { peer: first, .. } = expect(&high, "first Connected", connected).await
+    else {
+        unreachable!()
+    };
+    // The dialled side drops the connection: the dialler hears its beacons and dials again.
+    high.abort(first).await.expect("running");
+    let Event::Connected { peer: second, .. } = expect(&high, "second Connected", connected).await
+    else {
+        unreachable!()
+    };
+    assert_ne!(first, second);
+    // Several announce intervals later there is still exactly one connection.
+    async_io::Timer::after(Duration::from_millis(500)).await; // the window observed, not a wait
+    let stats = high.global_stats().await.expect("running");
+    assert_eq!(stats.peers, 1, "one connection after the re-dial");
+    let stats = low.global_stats().await.expect("running");
+    assert_eq!(stats.outbound_connections, 2, "dialled twice in all");
+    low.shutdown().await;
+    high.shutdown().await;
+    discovery_threads_become(0).await;
+}
+
 on_both_runtimes!(
+    a_dropped_connection_is_dialled_again,
     discovery_ends_when_the_last_handle_is_dropped,
     nodes_discover_each_other_and_connect_once,
     without_auto_connect_nodes_are_reported_and_garbage_is_ignored,
