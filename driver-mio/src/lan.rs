@@ -141,6 +141,9 @@ impl LanDiscovery {
         now: Instant,
         stats: &mut DriverStats,
     ) {
+        // Dials whose connect or connection ended make their node eligible again.
+        self.state
+            .check_dials(now, |peer| engine.peer(peer).is_some());
         if self.state.poll_timeout().is_some_and(|at| at <= now) {
             self.state.handle_timeout(now);
         }
@@ -150,10 +153,14 @@ impl LanDiscovery {
                 stats.discovery_errors += 1;
             }
         }
-        while let Some((_, addr)) = self.state.poll_dial() {
-            // A refusal (max peers, shutting down) leaves the node discovered, not connected.
-            if engine.connect(addr, now).is_err() {
-                stats.discovery_errors += 1;
+        while let Some((node, addr)) = self.state.poll_dial() {
+            match engine.connect(addr, now) {
+                Ok(peer) => self.state.dial_started(node, peer, now),
+                // A refusal (max peers, shutting down): dialled again when next heard.
+                Err(_) => {
+                    stats.discovery_errors += 1;
+                    self.state.dial_outcome(node, false, now);
+                }
             }
         }
         while let Some(event) = self.state.poll_event() {

@@ -129,3 +129,38 @@ fn until_discovered_and_connected(events: &mut Events) -> Vec<Event> {
     }
     seen
 }
+
+#[test]
+fn a_dropped_connection_is_dialled_again_and_only_once() {
+    let (alice, _alice_events, alice_tcp) = start();
+    let (bob, mut bob_events, bob_tcp) = start();
+    let (alice_udp, bob_udp) = (free_udp_port(), free_udp_port());
+    alice
+        .enable_discovery(options(1, "alice", alice_tcp, alice_udp, bob_udp))
+        .expect("udp");
+    bob.enable_discovery(options(2, "bob", bob_tcp, bob_udp, alice_udp))
+        .expect("udp");
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    let Event::Connected { peer: first, .. } = expect(&mut bob_events, "Connected", connected)
+    else {
+        unreachable!()
+    };
+    // Bob drops the connection while both keep announcing: alice, the dialler, dials again.
+    bob.abort(first).expect("running");
+    let Event::Connected { peer: second, .. } =
+        expect(&mut bob_events, "Connected again", connected)
+    else {
+        unreachable!()
+    };
+    assert_ne!(first, second);
+    // Several announce intervals later there is still exactly one connection.
+    std::thread::sleep(Duration::from_millis(500)); // the window observed, not a wait
+    assert_eq!(bob.global_stats().expect("running").peers, 1);
+    assert_eq!(
+        alice.global_stats().expect("running").outbound_connections,
+        2,
+        "dialled twice in all"
+    );
+    alice.shutdown();
+    bob.shutdown();
+}
