@@ -77,7 +77,7 @@ pub fn run(opts: &Opts) -> Outcome {
     ));
     for subject in SUBJECTS {
         for target in targets {
-            match measure(subject, target) {
+            match measure(subject, target, opts.quick) {
                 Ok(r) => report(&mut outcome, subject, &r, target == targets[1]),
                 Err(e) => outcome
                     .notes
@@ -230,32 +230,42 @@ pub fn rss_kib(pid: u32) -> Result<u64, String> {
 
 /// The server's answer to `count`: `(peers, accept errors, refused, last error)`.
 fn parse_count(line: &str) -> Option<(u64, u64, u64, String)> {
-    let words: Vec<&str> = line.split_whitespace().collect();
+    let words: Vec<&str> = line.splitn(7, ' ').collect();
     match words.as_slice() {
         ["peers", p, "errors", e, "refused", r, last] => Some((
             p.parse().ok()?,
             e.parse().ok()?,
             r.parse().ok()?,
-            last.to_string(),
+            last.trim().to_string(),
         )),
         _ => None,
     }
 }
 
-fn measure(subject: &str, target: usize) -> Result<IdleResult, String> {
+fn measure(subject: &str, target: usize, quick: bool) -> Result<IdleResult, String> {
+    // How long the server's state must be quiet before it is measured.
+    let settle = if quick {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(1)
+    };
     let mut server = Talker::spawn(&["server".into(), subject.into()])?;
     let ready = server.line(Duration::from_secs(10))?;
     let mut words = ready.split_whitespace().skip(1);
     let addr = words.next().ok_or("no address")?.to_string();
     let nofile = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     server.ask("count")?;
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(settle);
     let pid = server.child.id();
     let rss_before_kib = rss_kib(pid)?;
 
+    // One client process after another (the first from 127.0.0.1, the next ones from
+    // 127.0.0.2, .3, ...), until the target is reached or a process could not connect all of
+    // its share.
     let mut clients = Vec::new();
+    let mut client_stops = Vec::new();
     let mut left = target;
-    let mut source = 2u8;
+    let mut source = 1u8;
     while left > 0 {
         let n = left.min(PER_CLIENT_PROCESS);
         let args = [
@@ -264,26 +274,27 @@ fn measure(subject: &str, target: usize) -> Result<IdleResult, String> {
             n.to_string(),
             format!("127.0.0.{source}"),
         ];
-        clients.push(Talker::spawn(&args)?);
-        left -= n;
-        source = source.wrapping_add(1);
-    }
-    let mut client_stops = Vec::new();
-    for client in &clients {
+        let client = Talker::spawn(&args)?;
         let line = client.line(Duration::from_secs(180))?;
+        clients.push(client);
         let mut words = line.split_whitespace().skip(1);
-        let _connected = words.next();
+        let connected: usize = words.next().and_then(|c| c.parse().ok()).unwrap_or(0);
         match words.next() {
             Some("done") | None => {}
             Some(why) => client_stops.push(why.to_string()),
         }
+        if connected < n {
+            break;
+        }
+        left -= n;
+        source = source.wrapping_add(1);
     }
 
-    // Wait for the server's count to settle: unchanged for a second (at most 30 s).
+    // Wait for the server's count to settle: unchanged for `settle` (at most 30 s).
     let mut last = parse_count(&server.ask("count")?).ok_or("bad count line")?;
     let mut stable_since = Instant::now();
     let give_up = Instant::now() + Duration::from_secs(30);
-    while stable_since.elapsed() < Duration::from_secs(1) && Instant::now() < give_up {
+    while stable_since.elapsed() < settle && Instant::now() < give_up {
         std::thread::sleep(Duration::from_millis(100));
         let now = parse_count(&server.ask("count")?).ok_or("bad count line")?;
         if now.0 != last.0 {
@@ -291,7 +302,7 @@ fn measure(subject: &str, target: usize) -> Result<IdleResult, String> {
         }
         last = now;
     }
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(settle);
     let rss_after_kib = rss_kib(pid)?;
     let (reached, errors, refused, last_error) =
         parse_count(&server.ask("count")?).ok_or("bad count line")?;
@@ -324,8 +335,10 @@ fn measure(subject: &str, target: usize) -> Result<IdleResult, String> {
         }
         why.join("; ")
     });
-    drop(clients);
+    // The server closes first, so the TIME_WAIT states stay on its side (on its listening
+    // port) instead of holding the clients' ephemeral ports for a minute.
     drop(server);
+    drop(clients);
     Ok(IdleResult {
         target,
         reached,
@@ -345,6 +358,10 @@ mod tests {
         assert_eq!(
             parse_count("peers 19990 errors 12 refused 0 Uncategorized"),
             Some((19990, 12, 0, "Uncategorized".to_string()))
+        );
+        assert_eq!(
+            parse_count("peers 5 errors 1 refused 0 Too many open files (os error 24)"),
+            Some((5, 1, 0, "Too many open files (os error 24)".to_string()))
         );
         assert_eq!(parse_count("peers x errors 1 refused 0 -"), None);
         assert_eq!(parse_count("garbage"), None);

@@ -133,6 +133,7 @@ fn count_event(counters: &Counters, event: Option<Event>) -> bool {
         Some(Event::Disconnected { .. }) => {
             counters.peers.fetch_sub(1, Ordering::Relaxed);
         }
+        // The event carries only the `io::ErrorKind` (EMFILE is `Uncategorized`).
         Some(Event::AcceptFailed { error, .. }) => counters.error(format!("{error:?}")),
         Some(Event::Refused { reason, .. }) => {
             counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +213,7 @@ fn raw_tokio_server(counters: Arc<Counters>, nofile: u64) -> Result<(), String> 
                     });
                 }
                 Err(e) => {
-                    counters.error(format!("{:?}", e.kind()));
+                    counters.error(e.to_string());
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
@@ -221,8 +222,8 @@ fn raw_tokio_server(counters: Arc<Counters>, nofile: u64) -> Result<(), String> 
 }
 
 /// Connects up to `count` idle clients from `source` (an address of 127/8, so that several
-/// batches do not share one source's ephemeral ports), reports `connected <n> <why it stopped>`,
-/// then holds them until stdin closes.
+/// batches do not share one source's ephemeral ports), reports `connected <n> <why it stopped>
+/// <milliseconds>`, then holds them until stdin closes.
 fn clients(args: &[String]) -> Result<(), String> {
     use socket2::{Domain, SockAddr, Socket, Type};
     let usage = || "usage: clients <addr> <count> <source ip>".to_string();
@@ -237,10 +238,16 @@ fn clients(args: &[String]) -> Result<(), String> {
     let mut failures = 0;
     let mut stopped = "done".to_string();
     let target = SockAddr::from(addr);
+    let started = std::time::Instant::now();
     while held.len() < count {
         let attempt = (|| -> std::io::Result<Socket> {
             let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-            socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+            // bind(2) before connect(2) searches the source's ports on every call (slow past a
+            // few thousand); the default source needs no bind.
+            if source != addr.ip() {
+                socket.set_reuse_address(true)?;
+                socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+            }
             socket.connect_timeout(&target, Duration::from_secs(2))?;
             Ok(socket)
         })();
@@ -258,7 +265,11 @@ fn clients(args: &[String]) -> Result<(), String> {
             }
         }
     }
-    say(&format!("connected {} {stopped}", held.len()));
+    say(&format!(
+        "connected {} {stopped} {}",
+        held.len(),
+        started.elapsed().as_millis()
+    ));
     let mut line = String::new();
     while std::io::stdin()
         .lock()

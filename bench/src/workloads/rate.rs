@@ -254,11 +254,14 @@ fn transfer(
     let receiving = std::thread::spawn(move || receive(receiver, inbound, n, start, duration));
     let payload = Bytes::from(vec![0x5a; CHUNK]);
     let result = keep_busy(&mut sender, &peers, limits, &payload, start + duration);
+    // The receiver stays up until the sender has dropped its peers (what is still queued is
+    // discarded), so neither side sees the other close during the run.
     for peer in &peers {
         sender.abort(*peer);
     }
-    let arrivals = receiving.join().map_err(|_| "receiver thread panicked")?;
+    let (receiver, arrivals) = receiving.join().map_err(|_| "receiver thread panicked")?;
     sender.shutdown();
+    receiver.shutdown();
     result.map(|()| arrivals)
 }
 
@@ -315,7 +318,7 @@ fn receive(
     n: usize,
     start: Instant,
     duration: Duration,
-) -> Vec<Arrivals> {
+) -> (SyncNode, Vec<Arrivals>) {
     let mut arrivals = vec![Arrivals::new(duration); n];
     let end = start + duration;
     loop {
@@ -330,8 +333,7 @@ fn receive(
             }
         }
     }
-    receiver.shutdown();
-    arrivals
+    (receiver, arrivals)
 }
 
 fn wait_for(
