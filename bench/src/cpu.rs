@@ -19,6 +19,15 @@ pub fn process_cpu_ns() -> u64 {
         .sum()
 }
 
+/// Nanoseconds of CPU time consumed so far by the calling thread (`/proc/thread-self/schedstat`);
+/// 0 where that is unavailable.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A starting point: wall clock and process CPU time.
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
@@ -90,6 +99,13 @@ mod tests {
         let span = mark.elapsed();
         assert!(span.cpu_ns > 0, "no CPU time measured: {span:?}");
         assert!(span.secs > 0.0);
+    }
+
+    #[test]
+    fn this_threads_cpu_time_is_part_of_the_process_time() {
+        let (thread, process) = (thread_cpu_ns(), process_cpu_ns());
+        assert!(thread > 0);
+        assert!(process >= thread);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `SO_LINGER` 0 (a reset, no TIME_WAIT), so that loopback's ephemeral ports and TIME_WAIT
 //! buckets do not cap the rate; the server sees the reset as the end of the connection.
 
-use crate::cpu::Mark;
+use crate::cpu::{thread_cpu_ns, Mark};
 use crate::subject::BenchResult;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -40,8 +40,9 @@ pub struct EchoResult {
     pub p50_us: f64,
     /// 99th percentile round-trip latency, microseconds.
     pub p99_us: f64,
-    /// CPU time of the whole process (server and load generator) per round trip, microseconds.
-    pub cpu_us_per_trip: f64,
+    /// CPU time of the server under test per round trip, microseconds: every thread of the
+    /// process but the load generator's.
+    pub server_cpu_us_per_trip: f64,
 }
 
 /// Round-trip latencies in 1 µs buckets up to 65.5 ms (longer ones count as the last bucket).
@@ -116,17 +117,19 @@ pub fn echo(addr: SocketAddr, load: EchoLoad) -> BenchResult<EchoResult> {
         let now = Instant::now();
         match measuring {
             None if now >= begin + load.warmup => {
-                measuring = Some((now, Mark::now()));
+                measuring = Some((now, Mark::now(), thread_cpu_ns()));
                 hist = Histogram::default();
                 trips = 0;
             }
-            Some((start, mark)) if now >= start + load.measure => {
+            Some((start, mark, own)) if now >= start + load.measure => {
                 let span = mark.elapsed();
+                let own = thread_cpu_ns().saturating_sub(own);
+                let server_us = span.cpu_ns.saturating_sub(own) as f64 / 1e3;
                 return Ok(EchoResult {
                     trips_per_sec: trips as f64 / span.secs,
                     p50_us: hist.quantile(0.50),
                     p99_us: hist.quantile(0.99),
-                    cpu_us_per_trip: span.cpu_ns as f64 / 1e3 / trips.max(1) as f64,
+                    server_cpu_us_per_trip: server_us / trips.max(1) as f64,
                 });
             }
             _ => {}
@@ -184,9 +187,9 @@ pub struct ChurnResult {
     pub conns_per_sec: f64,
     /// Connections in the timed part that failed (refused, reset before the reply, ...).
     pub failures: u64,
-    /// CPU time of the whole process (server and load generator) per completed connection,
-    /// microseconds.
-    pub cpu_us_per_conn: f64,
+    /// CPU time of the server under test per completed connection, microseconds: every thread
+    /// of the process but the load generator's.
+    pub server_cpu_us_per_conn: f64,
 }
 
 /// A churn client's connection: `None` while connecting, then the reply bytes read so far.
@@ -228,16 +231,18 @@ pub fn churn(addr: SocketAddr, load: ChurnLoad) -> BenchResult<ChurnResult> {
         let now = Instant::now();
         match measuring {
             None if now >= begin + load.warmup => {
-                measuring = Some((now, Mark::now()));
+                measuring = Some((now, Mark::now(), thread_cpu_ns()));
                 done = 0;
                 failures = 0;
             }
-            Some((start, mark)) if now >= start + load.measure => {
+            Some((start, mark, own)) if now >= start + load.measure => {
                 let span = mark.elapsed();
+                let own = thread_cpu_ns().saturating_sub(own);
+                let server_us = span.cpu_ns.saturating_sub(own) as f64 / 1e3;
                 return Ok(ChurnResult {
                     conns_per_sec: done as f64 / span.secs,
                     failures,
-                    cpu_us_per_conn: span.cpu_ns as f64 / 1e3 / done.max(1) as f64,
+                    server_cpu_us_per_conn: server_us / done.max(1) as f64,
                 });
             }
             _ => {}

@@ -27,7 +27,7 @@ pub fn run(opts: &Opts) -> Outcome {
         vec![
             Metric::targeted("connections", "1/s", 0.9),
             Metric::plain("failed connections", "1/s"),
-            Metric::plain("CPU per connection", "µs"),
+            Metric::plain("server CPU per connection", "µs"),
         ],
     );
     for run in 1..=opts.runs.max(1) {
@@ -42,13 +42,16 @@ pub fn run(opts: &Opts) -> Outcome {
                 Ok(r) => {
                     let failed = r.failures as f64 / load.measure.as_secs_f64();
                     eprintln!(
-                        "  churn run {run}: {:<18} {:8.0} connections/s ({} failed)  {:5.1} µs CPU",
+                        "  churn run {run}: {:<18} {:8.0} connections/s ({} failed)  {:5.1} µs server CPU",
                         subject.name(),
                         r.conns_per_sec,
                         r.failures,
-                        r.cpu_us_per_conn
+                        r.server_cpu_us_per_conn
                     );
-                    c.push(subject, &[r.conns_per_sec, failed, r.cpu_us_per_conn]);
+                    c.push(
+                        subject,
+                        &[r.conns_per_sec, failed, r.server_cpu_us_per_conn],
+                    );
                 }
                 Err(e) => c.fail(subject, run, &e),
             }
@@ -63,8 +66,8 @@ pub fn run(opts: &Opts) -> Outcome {
              with SO_LINGER 0 (a reset instead of FIN/TIME_WAIT, so loopback's port and \
              TIME_WAIT limits do not cap the rate); the server under test sees the reset as the \
              end of the connection. openp2p servers run with max_peers_per_ip raised (every \
-             client is 127.0.0.1). CPU per connection counts every thread of the process: the \
-             server under test and the load generator (the same for every subject).",
+             client is 127.0.0.1). Server CPU per connection: every thread of the process but the \
+             load generator's, over the timed part.",
             load.clients,
             load.size,
             load.measure.as_millis(),
