@@ -4,7 +4,7 @@ use crate::stats::DriverStats;
 use crate::{Engine, Event};
 use mio::net::UdpSocket;
 use mio::{Poll, Token};
-use openp2p_core::discovery::{Beacon, Discovery, DiscoveryConfig, NodeKey, DEFAULT_PORT};
+use openp2p_core::discovery::{Discovery, DiscoveryOptions};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -14,51 +14,6 @@ use std::time::Instant;
 pub(crate) const DISCOVERY: Token = Token(usize::MAX - 1);
 /// Datagrams read per pass before the other sockets get a turn.
 const DATAGRAMS_PER_PASS: usize = 64;
-
-/// How a node takes part in LAN discovery (see [`Node::enable_discovery`](crate::Node::enable_discovery)).
-///
-/// ```
-/// use openp2p_mio::discovery::{DiscoveryOptions, NodeKey};
-/// let options = DiscoveryOptions::new(NodeKey([7; 16]), "alice", 9988);
-/// assert_eq!(options.port, 3000);
-/// assert_eq!(options.broadcast, std::net::IpAddr::from([255, 255, 255, 255]));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveryOptions {
-    /// The UDP port to bind (with `SO_REUSEADDR` and `SO_REUSEPORT`, so several nodes on one
-    /// host can share it); 0 picks a free one.
-    pub port: u16,
-    /// Where beacons go: the broadcast address of the LAN (default `255.255.255.255`), or any
-    /// unicast address.
-    pub broadcast: IpAddr,
-    /// The port beacons are sent to; `None` is `port`. Nodes on one host without a
-    /// broadcast-capable interface can point at each other's ports on the loopback address.
-    pub target_port: Option<u16>,
-    /// This node's identity (beacons from it are ignored when they come back).
-    pub node: NodeKey,
-    /// A name shown to the other nodes (at most `MAX_NAME` bytes are sent).
-    pub name: String,
-    /// The TCP port of the listener to announce.
-    pub tcp_port: u16,
-    /// Announcement interval, expiry, auto-connect.
-    pub config: DiscoveryConfig,
-}
-
-impl DiscoveryOptions {
-    /// Options with the defaults: port 3000, broadcast to `255.255.255.255`, the core's default
-    /// intervals, no auto-connect.
-    pub fn new(node: NodeKey, name: impl Into<String>, tcp_port: u16) -> DiscoveryOptions {
-        DiscoveryOptions {
-            port: DEFAULT_PORT,
-            broadcast: IpAddr::V4(Ipv4Addr::BROADCAST),
-            target_port: None,
-            node,
-            name: name.into(),
-            tcp_port,
-            config: DiscoveryConfig::default(),
-        }
-    }
-}
 
 /// The running discovery: state machine, socket, and where beacons go.
 #[derive(Debug)]
@@ -96,12 +51,7 @@ impl LanDiscovery {
             options.broadcast,
             options.target_port.unwrap_or(bound.port()),
         );
-        let me = Beacon {
-            node: options.node,
-            tcp_port: options.tcp_port,
-            name: options.name,
-        };
-        let state = Discovery::new(options.config, me, seed);
+        let state = Discovery::new(options.config, options.beacon(), seed);
         Ok((
             LanDiscovery {
                 state,

@@ -81,8 +81,9 @@ pub use stats::DriverStats;
 /// LAN discovery: announce this node by UDP broadcast and learn the others (see
 /// [`Node::enable_discovery`]). `Event::Discovered` and `Event::Lost` arrive on the event queue.
 pub mod discovery {
-    pub use crate::lan::DiscoveryOptions;
-    pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
+    pub use openp2p_core::discovery::{
+        DiscoveryConfig, DiscoveryOptions, NodeKey, DEFAULT_PORT, MAX_NAME,
+    };
 }
 
 /// The engine crate, for its less common types (`openp2p_mio::core::ListenError`, ...).

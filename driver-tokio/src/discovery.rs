@@ -10,50 +10,20 @@
 
 use crate::command::Command;
 use crate::shared::Shared;
-use openp2p_core::discovery::{Beacon, Discovery};
+use openp2p_core::discovery::Discovery;
 use openp2p_core::{ConnectError, Event, PeerId};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::WeakUnboundedSender;
 use tokio::sync::oneshot;
 
-pub use openp2p_core::discovery::{DiscoveryConfig, NodeKey, DEFAULT_PORT, MAX_NAME};
-
-/// Where and how to announce this node: see [`Node::enable_discovery`](crate::Node::enable_discovery).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveryOptions {
-    /// The UDP port every node of the LAN uses for beacons (default [`DEFAULT_PORT`]).
-    pub port: u16,
-    /// Where beacons are sent (default `255.255.255.255`; tests on one host use the loopback
-    /// broadcast address `127.255.255.255`).
-    pub broadcast: IpAddr,
-    /// This node's identity (random per node, chosen by the application).
-    pub node: NodeKey,
-    /// A human-readable name announced with it.
-    pub name: String,
-    /// The TCP port of this node's listener, which the others connect to.
-    pub tcp_port: u16,
-    /// Announce interval, jitter, expiry, node limit and `auto_connect`.
-    pub config: DiscoveryConfig,
-}
-
-impl DiscoveryOptions {
-    /// The defaults for `node`, announced as `name` with its listener on `tcp_port`.
-    pub fn new(node: NodeKey, name: impl Into<String>, tcp_port: u16) -> Self {
-        DiscoveryOptions {
-            port: DEFAULT_PORT,
-            broadcast: IpAddr::V4(Ipv4Addr::BROADCAST),
-            node,
-            name: name.into(),
-            tcp_port,
-            config: DiscoveryConfig::default(),
-        }
-    }
-}
+pub use openp2p_core::discovery::{
+    DiscoveryConfig, DiscoveryOptions, NodeKey, DEFAULT_PORT, MAX_NAME,
+};
 
 /// Binds the beacon socket (shared with the other nodes of this host: `SO_REUSEADDR` and
 /// `SO_REUSEPORT`, `SO_BROADCAST`) and spawns the discovery task.
@@ -70,18 +40,8 @@ pub(crate) fn start(
     socket.set_nonblocking(true)?;
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, options.port)).into())?;
     let socket = UdpSocket::from_std(socket.into())?;
-    let me = Beacon {
-        node: options.node,
-        tcp_port: options.tcp_port,
-        name: options.name,
-    };
-    let seed = options
-        .node
-        .0
-        .iter()
-        .fold(0u64, |h, b| h.rotate_left(8) ^ u64::from(*b));
-    let discovery = Discovery::new(options.config, me, seed);
-    let target = SocketAddr::new(options.broadcast, options.port);
+    let discovery = Discovery::new(options.config, options.beacon(), options.seed());
+    let target = options.target();
     tokio::spawn(run(socket, target, discovery, shared, commands));
     Ok(())
 }

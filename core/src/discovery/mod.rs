@@ -35,8 +35,10 @@
 //! ```
 
 mod beacon;
+mod options;
 
 pub use beacon::{Beacon, BeaconError, NodeKey, MAGIC, MAX_BEACON, MAX_NAME, VERSION};
+pub use options::DiscoveryOptions;
 
 use crate::clock::{nanos, Clock, Nanos};
 use crate::rng::SimRng;
