@@ -13,6 +13,7 @@
 //! ```text
 //! LISTENING <name> <tcp address>
 //! DISCOVERED <name> <address>     a node's beacon was heard
+//! UNREACHABLE <address> <reason>  a discovered node could not be connected to
 //! JOINED <name> <address>         a peer connected and said its name
 //! MSG <name> <text>               a line from a peer
 //! LEFT <name> <address>           the peer disconnected
@@ -29,9 +30,8 @@
 //! exit option, the node stays until interrupted. A chat leaves gracefully: what was queued for
 //! each peer is delivered before the connection closes.
 //!
-//! Known limit: a node is dialled when it is first heard. A connection that ends while both nodes
-//! keep announcing is not dialled again until one of them has been silent for the discovery
-//! expiry (7 s) and heard again (restarting either node also reconnects them).
+//! A connection that ends while both nodes keep announcing is dialled again when the next beacon
+//! is heard (the core's discovery follows each dial), and two nodes never hold two connections.
 
 mod input;
 mod roster;
@@ -182,8 +182,9 @@ impl Chat {
                 }
             }
             Event::ConnectFailed { addr, reason, .. } => {
-                eprintln!(
-                    "openp2p: warning: cannot connect to {addr}: {}",
+                // Not a warning: a node that is leaving may still be heard once.
+                println!(
+                    "UNREACHABLE {addr} {}",
                     crate::config::describe_connect_failure(reason)
                 );
             }
