@@ -167,6 +167,11 @@ fn hostile_peers_and_garbage_beacons_are_shrugged_off() {
     );
     assert_eq!(names_in(&end.stdout, "JOINED"), ["big", "raw"]);
     assert!(
+        names(&end.stdout, "DISCOVERED").is_empty(),
+        "garbage announced nobody: {:?}",
+        end.stdout
+    );
+    assert!(
         end.stderr
             .contains("big left: frame of 1000000 bytes exceeds"),
         "{}",
@@ -185,6 +190,14 @@ fn a_node_that_hears_too_few_lines_in_time_fails_with_one_line() {
         end.stderr.trim(),
         "openp2p: error: only 0 of 1 lines arrived within 1 s (0 peers joined)"
     );
+}
+
+#[test]
+fn a_said_line_over_the_limit_is_a_usage_error() {
+    let long = "z".repeat(70_000);
+    let end = ChatProc::start(&["chat".into(), "--say".into(), long], None).finish();
+    assert_eq!(end.status.code(), Some(2), "{end:?}");
+    assert!(end.stderr.contains("at most 65536 bytes"), "{}", end.stderr);
 }
 
 #[test]
