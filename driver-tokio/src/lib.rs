@@ -72,8 +72,11 @@
 //! segment's spare capacity (nothing is zeroed) or one `try_write` / `try_write_vectored` of the
 //! engine's queue slices per call, repeated until the socket would block (Tokio clears its
 //! readiness only then, so a short read does not end the turn), the engine pauses the direction
-//! (rate limit, pool) or the socket has had its turn (fairness; it is then serviced again in the
-//! next round). When the engine turns a direction on, the driver tries it at once, since
+//! (rate limit, pool) or the socket has had its turn (16 calls, or 256 KiB written: fairness, and
+//! a writer that never outruns a reader on the same runtime, which keeps the data in flight small
+//! and cache-warm). A socket that had its turn is serviced again on the driver's next poll, after
+//! Tokio has run the other ready tasks and polled its IO driver (`yield_now`), not in the same
+//! poll. When the engine turns a direction on, the driver tries it at once, since
 //! readiness may have arrived while it was off. Received data reaches the application as the
 //! engine's pooled `Bytes`, without a copy; no lock is held across socket IO. The driver's own
 //! work is visible in [`Node::driver_stats`].

@@ -50,6 +50,14 @@ pub struct DriverStats {
     pub timeouts: u64,
 }
 
+/// Why one poll of the driver ended without waiting.
+enum Step {
+    /// Let the runtime run other tasks (and poll its IO driver), then poll again.
+    Yield,
+    /// The engine has shut down.
+    Finished,
+}
+
 /// A connect attempt's outcome, reported by the task that performed it.
 type ConnectResult = (PeerId, io::Result<TcpStream>);
 
@@ -108,6 +116,9 @@ pub(crate) struct Driver {
     work: Vec<Token>,
     /// Sockets to service next round (interest turned on, or a socket used its share of a round).
     next: Vec<Token>,
+    /// Sockets that used up their turn while still ready: serviced on the next poll, after the
+    /// runtime has run the application's tasks (see `sockets::WRITE_BYTES_PER_TURN`).
+    deferred: Vec<Token>,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
     /// Listeners whose accept failed with a resource error, retried at `accept_retry_at`.
@@ -157,6 +168,7 @@ impl Driver {
             listeners: Vec::new(),
             work: Vec::new(),
             next: Vec::new(),
+            deferred: Vec::new(),
             // Re-armed to the engine's deadline before it is ever polled.
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             sleep_at: None,
@@ -171,25 +183,34 @@ impl Driver {
 
     /// Runs the driver until the engine has shut down.
     pub(crate) async fn run(mut self) {
-        std::future::poll_fn(|cx| self.poll(cx)).await;
+        while let Step::Yield = std::future::poll_fn(|cx| self.poll(cx)).await {
+            // Tokio runs the other ready tasks and polls the IO driver before it resumes this
+            // one, so the readers of what this turn wrote get their readiness first.
+            tokio::task::yield_now().await;
+        }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         self.stats.polls += 1;
+        // Sockets deferred by the previous poll go first.
+        self.next.append(&mut self.deferred);
         for _ in 0..MAX_ROUNDS {
             let now = Instant::now();
             let busy = self.round(cx, now);
             if self.finished {
                 self.finish();
-                return Poll::Ready(());
+                return Poll::Ready(Step::Finished);
             }
             if !busy {
-                return self.sleep_until_deadline(cx);
+                if !self.deferred.is_empty() {
+                    // Sockets wait for their next turn, after the other tasks.
+                    return Poll::Ready(Step::Yield);
+                }
+                return self.sleep_until_deadline(cx).map(|()| Step::Yield);
             }
         }
         // Still busy: let other tasks run, then continue.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        Poll::Ready(Step::Yield)
     }
 
     /// One round; true if it did anything (another round may find more).
