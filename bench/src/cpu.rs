@@ -1,33 +1,28 @@
-//! CPU time of every thread of this process, from Linux's per-thread `schedstat`.
-//!
-//! A thread that has exited is no longer listed, so a measurement keeps every thread it covers
-//! alive until its end mark is taken (see [`Linger`]).
+//! CPU time of this process (every thread, including threads that have exited) and of the
+//! calling thread, from the kernel's CPU-time clocks (`CLOCK_PROCESS_CPUTIME_ID`,
+//! `CLOCK_THREAD_CPUTIME_ID`): the same accounting as `/proc/self/task/*/schedstat`, but
+//! brought up to date at the call instead of lagging by up to a scheduler tick per running
+//! thread.
 
+use rustix::time::{clock_gettime, ClockId};
 use std::sync::mpsc;
 use std::time::Instant;
 
-/// Nanoseconds of CPU time consumed so far by the threads of this process that are alive now
-/// (the sum of the first field of `/proc/self/task/*/schedstat`); 0 where that is unavailable.
-/// The kernel adds a running thread's current slice at scheduler ticks, so each thread's figure
-/// may lag by up to one tick (a few milliseconds): measure stretches of a second or so.
-pub fn process_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+fn nanos(clock: ClockId) -> u64 {
+    let t = clock_gettime(clock);
+    (t.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec.max(0) as u64)
 }
 
-/// Nanoseconds of CPU time consumed so far by the calling thread (`/proc/thread-self/schedstat`);
-/// 0 where that is unavailable.
+/// Nanoseconds of CPU time consumed so far by every thread of this process.
+pub fn process_cpu_ns() -> u64 {
+    nanos(ClockId::ProcessCPUTime)
+}
+
+/// Nanoseconds of CPU time consumed so far by the calling thread.
 pub fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    nanos(ClockId::ThreadCPUTime)
 }
 
 /// A starting point: wall clock and process CPU time.
@@ -64,8 +59,9 @@ pub struct Span {
     pub cpu_ns: u64,
 }
 
-/// Keeps helper threads alive until a measurement is over: a thread calls [`Linger::wait`] when
-/// its work is done; [`Release`] (dropped after the end mark) lets it go.
+/// Keeps helper threads alive until a measurement is over (so that a run's threads all exist
+/// while it is measured): a thread calls [`Linger::wait`] when its work is done; [`Release`]
+/// (dropped after the end mark) lets it go.
 #[derive(Debug)]
 pub struct Linger(mpsc::Receiver<()>);
 
@@ -105,8 +101,6 @@ mod tests {
 
     #[test]
     fn this_threads_cpu_time_is_part_of_the_process_time() {
-        // The kernel folds a running thread's time into schedstat at scheduler ticks: spin
-        // until one has been counted.
         let start = Instant::now();
         let mut x = 0u64;
         while thread_cpu_ns() == 0 {

@@ -1,6 +1,6 @@
 //! Workload 1, bulk: 1 GiB over one connection on loopback, after a 64 MiB untimed warm-up, for
 //! every subject; throughput (GB/s) and CPU time per byte (every thread of the process, both
-//! ends of the connection, from `/proc/self/task/*/schedstat`).
+//! ends of the connection, from the process CPU-time clock; see [`crate::cpu`]).
 
 use crate::collect::{Collector, Metric};
 use crate::model::{Opts, Outcome};
