@@ -120,7 +120,7 @@ pub fn num(v: f64) -> String {
         return "-".into();
     }
     let a = v.abs();
-    if a >= 10_000.0 {
+    if a >= 1_000.0 {
         format!("{v:.0}")
     } else if a >= 100.0 {
         format!("{v:.1}")
@@ -382,6 +382,8 @@ mod tests {
     fn slugs_and_numbers() {
         assert_eq!(slug("openp2p-tokio, 16 KiB/s"), "openp2p-tokio-16-kib-s");
         assert_eq!(num(123456.7), "123457");
+        assert_eq!(num(3220.0), "3220");
+        assert_eq!(num(123.45), "123.5");
         assert_eq!(num(2.345), "2.35");
         assert_eq!(num(0.01234), "0.012");
         assert_eq!(num(f64::NAN), "-");

@@ -25,8 +25,8 @@ pub fn run(opts: &Opts) -> Outcome {
     let mut c = Collector::new(
         "churn",
         vec![
-            Metric::targeted("connections", "1/s", 0.9),
-            Metric::plain("failed connections", "1/s"),
+            Metric::targeted("connections", "/s", 0.9),
+            Metric::plain("failed connections", "/s"),
             Metric::plain("server CPU per connection", "µs"),
         ],
     );

@@ -25,7 +25,7 @@ pub fn run(opts: &Opts) -> Outcome {
     let mut c = Collector::new(
         "echo",
         vec![
-            Metric::targeted("round trips", "1/s", 0.9),
+            Metric::targeted("round trips", "/s", 0.9),
             Metric::plain("p50 latency", "µs"),
             Metric::plain("p99 latency", "µs"),
             Metric::plain("server CPU per round trip", "µs"),
