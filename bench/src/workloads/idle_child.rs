@@ -274,7 +274,7 @@ fn clients(args: &[String]) -> Result<(), String> {
     while std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_or(false, |n| n > 0)
+        .is_ok_and(|n| n > 0)
     {
         line.clear();
     }

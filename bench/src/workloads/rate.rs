@@ -47,6 +47,11 @@ pub fn rate_name(bps: u64) -> String {
 
 /// Runs the rate workload for every driver, one after another.
 pub fn run(opts: &Opts) -> Outcome {
+    run_for(opts, &Driver::ALL)
+}
+
+/// Runs the rate workload for `drivers`, one after another.
+pub fn run_for(opts: &Opts, drivers: &[Driver]) -> Outcome {
     let duration = if opts.quick {
         Duration::from_secs(1)
     } else {
@@ -66,7 +71,7 @@ pub fn run(opts: &Opts) -> Outcome {
         duration.as_secs(),
         rate_name(GLOBAL_LIMIT)
     ));
-    for driver in Driver::ALL {
+    for &driver in drivers {
         match per_peer_targets(driver, duration) {
             Ok(runs) => {
                 for (target, arrivals) in TARGETS.iter().zip(&runs) {

@@ -95,15 +95,18 @@ impl Arrivals {
         ahead
     }
 
-    /// Achieved rate over the trailing 1 s window (shorter at the start), at every bin end:
-    /// `(seconds since start, bytes per second)`, for plots.
+    /// Achieved rate over the trailing 1 s window at every bin end from 1 s on (a run shorter
+    /// than 1 s gives one point, its average): `(seconds since start, bytes per second)`, for
+    /// plots. Windows shorter than 1 s are left out: the bucket's initial burst would dominate
+    /// them.
     pub fn trailing_rates(&self) -> Vec<(f64, f64)> {
-        (0..self.bins.len())
-            .map(|end| {
-                let first = (end + 1).saturating_sub(BINS_PER_SECOND);
-                let window = &self.bins[first..=end];
-                let seconds = BIN.as_secs_f64() * window.len() as f64;
-                let t = BIN.as_secs_f64() * (end + 1) as f64;
+        let width = BINS_PER_SECOND.min(self.bins.len());
+        let seconds = BIN.as_secs_f64() * width as f64;
+        self.bins
+            .windows(width)
+            .enumerate()
+            .map(|(first, window)| {
+                let t = BIN.as_secs_f64() * (first + width) as f64;
                 (t, window.iter().sum::<u64>() as f64 / seconds)
             })
             .collect()
@@ -200,17 +203,21 @@ mod tests {
     }
 
     #[test]
-    fn trailing_rates_use_the_last_second_or_what_there_is() {
+    fn trailing_rates_are_full_one_second_windows() {
         let mut bins = [100u64; 12];
         bins[0] = 300;
         let a = run(&bins);
         let r = a.trailing_rates();
-        assert_eq!(r.len(), 12);
-        assert!(close(r[0].0, 0.1));
-        assert!(close(r[0].1, 3000.0)); // 300 B in 0.1 s
-        assert!(close(r[9].1, 1200.0)); // 1200 B in 1 s
-        assert!(close(r[10].1, 1000.0)); // bins 1..=10
-        assert!(close(r[11].0, 1.2));
+        assert_eq!(r.len(), 3);
+        assert!(close(r[0].0, 1.0));
+        assert!(close(r[0].1, 1200.0)); // bins 0..10: 1200 B in 1 s
+        assert!(close(r[1].0, 1.1));
+        assert!(close(r[1].1, 1000.0)); // bins 1..11
+        assert!(close(r[2].0, 1.2));
+        let short = run(&[50, 50, 50]).trailing_rates();
+        assert_eq!(short.len(), 1);
+        assert!(close(short[0].0, 0.3));
+        assert!(close(short[0].1, 500.0));
     }
 
     #[test]
