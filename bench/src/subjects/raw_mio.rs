@@ -61,6 +61,10 @@ pub fn bulk(size: BulkSize) -> BenchResult<Span> {
             Ok(0) => return Err("raw mio bulk: early EOF".into()),
             Ok(n) => {
                 clock.add(n);
+                // A short read drained the socket: wait for the next edge (see `serve`).
+                if n < buf.len() && !clock.done() {
+                    poll.poll(&mut events, None)?;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => poll.poll(&mut events, None)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -105,13 +109,21 @@ fn serve(conn: &mut Conn, buf: &mut [u8]) -> bool {
         }
         match s.read(buf) {
             Ok(0) => return false,
-            Ok(n) => match s.write(&buf[..n]) {
-                Ok(w) => pending.extend_from_slice(&buf[w..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    pending.extend_from_slice(&buf[..n])
+            Ok(n) => {
+                match s.write(&buf[..n]) {
+                    Ok(w) => pending.extend_from_slice(&buf[w..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        pending.extend_from_slice(&buf[..n])
+                    }
+                    Err(_) => return false,
                 }
-                Err(_) => return false,
-            },
+                // A short read drained the socket (Linux epoll raises a new edge for data
+                // that arrives later): skip the read that would only say WouldBlock, as
+                // Tokio's `poll_read` does.
+                if n < buf.len() && pending.is_empty() {
+                    return true;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return false,
