@@ -39,7 +39,9 @@ pub(crate) struct Decoder {
     max: usize,
     /// Delimited: how many unparsed bytes at the segment's front were already scanned.
     scanned: usize,
-    spill: Option<Spill>,
+    /// Boxed: a peer holds a partial message outside the pool rarely, and every peer carries
+    /// the field.
+    spill: Option<Box<Spill>>,
 }
 
 impl Decoder {
@@ -145,10 +147,10 @@ impl Decoder {
             segment.advance(LENGTH_PREFIX);
             *filled -= LENGTH_PREFIX;
             let buf = BytesMut::with_capacity(spill_capacity(len, *filled));
-            self.spill = Some(Spill {
+            self.spill = Some(Box::new(Spill {
                 buf,
                 need: Some(len),
-            });
+            }));
         }
     }
 
@@ -208,10 +210,10 @@ impl Decoder {
                 let len = u32::from_be_bytes(header) as usize;
                 if len > self.max {
                     // Keep just the prefix: the next decode rejects it.
-                    self.spill = Some(Spill {
+                    self.spill = Some(Box::new(Spill {
                         buf: BytesMut::from(&header[..]),
                         need: None,
-                    });
+                    }));
                     segment.advance(*filled);
                     *filled = 0;
                     return;
@@ -221,10 +223,10 @@ impl Decoder {
                 let k = payload.len().min(len);
                 let mut buf = BytesMut::with_capacity(spill_capacity(len, k));
                 buf.extend_from_slice(&payload[..k]);
-                self.spill = Some(Spill {
+                self.spill = Some(Box::new(Spill {
                     buf,
                     need: Some(len - k),
-                });
+                }));
                 segment.advance(LENGTH_PREFIX + k);
                 *filled -= LENGTH_PREFIX + k;
                 self.scanned = 0;
@@ -233,12 +235,12 @@ impl Decoder {
             (None, Framing::LengthPrefixed) => {
                 let mut buf = BytesMut::with_capacity(LENGTH_PREFIX);
                 buf.extend_from_slice(data);
-                self.spill = Some(Spill { buf, need: None });
+                self.spill = Some(Box::new(Spill { buf, need: None }));
             }
             (None, _) => {
                 let mut buf = BytesMut::with_capacity(data.len().saturating_mul(2).max(256));
                 buf.extend_from_slice(data);
-                self.spill = Some(Spill { buf, need: None });
+                self.spill = Some(Box::new(Spill { buf, need: None }));
             }
         }
         segment.advance(*filled);

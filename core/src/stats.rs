@@ -41,13 +41,14 @@ impl SpeedMeter {
     }
 }
 
-/// One direction's counters.
+/// One direction's counters. The speed meter is allocated with the first bytes (once per peer,
+/// never per message), so an idle peer costs 8 bytes for it instead of 64.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Flow {
     pub(crate) bytes: u64,
     pub(crate) messages: u64,
     pub(crate) last: Option<Nanos>,
-    pub(crate) meter: SpeedMeter,
+    pub(crate) meter: Option<Box<SpeedMeter>>,
 }
 
 impl Flow {
@@ -55,7 +56,9 @@ impl Flow {
         self.bytes += bytes;
         self.messages += messages;
         self.last = Some(now);
-        self.meter.record(now, bytes);
+        self.meter
+            .get_or_insert_with(Box::default)
+            .record(now, bytes);
     }
 }
 
@@ -133,7 +136,7 @@ pub(crate) fn snapshot(
     FlowStats {
         bytes: flow.bytes,
         messages: flow.messages,
-        current_speed: flow.meter.speed(now, since),
+        current_speed: flow.meter.as_ref().map_or(0, |m| m.speed(now, since)),
         average_speed,
         last: flow.last.and_then(to_instant),
     }

@@ -75,16 +75,24 @@ impl Timers {
     }
 }
 
-/// The deadlines one peer currently wants, by kind (`None`: not armed).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PeerDeadlines([Option<Nanos>; TimerKind::COUNT]);
+/// The deadlines one peer currently wants, by kind (`None`: not armed). Stored as plain
+/// instants with `Nanos::MAX` for "not armed" (half the size of `Option`s, in every peer): a
+/// deadline that far away would never fire anyway.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerDeadlines([Nanos; TimerKind::COUNT]);
+
+impl Default for PeerDeadlines {
+    fn default() -> Self {
+        PeerDeadlines([Nanos::MAX; TimerKind::COUNT])
+    }
+}
 
 impl PeerDeadlines {
     pub(crate) fn get(&self, kind: TimerKind) -> Option<Nanos> {
-        self.0[kind.index()]
+        Some(self.0[kind.index()]).filter(|&at| at != Nanos::MAX)
     }
 
     pub(crate) fn set(&mut self, kind: TimerKind, at: Option<Nanos>) {
-        self.0[kind.index()] = at;
+        self.0[kind.index()] = at.unwrap_or(Nanos::MAX);
     }
 }
