@@ -13,7 +13,7 @@
 //!   tasks on async-std's executor against two openp2p nodes (the server echoes `Received`, the
 //!   client counts round trips), drivers spawned on async-std's executor or on their own threads.
 //!
-//! `-- RUNS ECHO_SECONDS profile` (or `profile-raw`) runs only one throughput side, for
+//! `-- RUNS ECHO_SECONDS profile` (or `profile-thread`, `profile-raw`) runs only one throughput side, for
 //! `perf record`. `BENCH_POOL_SEGMENTS=N` changes openp2p's pool size.
 //!
 //! Loopback throughput is bimodal on some machines (scheduler placement): compare the medians
@@ -316,13 +316,15 @@ fn main() -> Result<()> {
     let runs: usize = args.next().map_or(Ok(5), |a| a.parse())?;
     let echo_for = Duration::from_secs_f64(args.next().map_or(Ok(3.0), |a| a.parse())?);
     let only = args.next().unwrap_or_default();
-    if only == "profile" || only == "profile-raw" {
+    if only == "profile" || only == "profile-thread" || only == "profile-raw" {
         // One side only, for `perf record`.
         for run in 1..=runs {
-            let t = if only == "profile" {
-                async_std::task::block_on(openp2p_throughput(Placement::Task))?
-            } else {
-                async_std::task::block_on(raw_throughput(1))?
+            let t = match only.as_str() {
+                "profile" => async_std::task::block_on(openp2p_throughput(Placement::Task))?,
+                "profile-thread" => {
+                    async_std::task::block_on(openp2p_throughput(Placement::Thread))?
+                }
+                _ => async_std::task::block_on(raw_throughput(1))?,
             };
             println!(
                 "run {run}: {only} {:6.2} GB/s  {:5.0} ns CPU/KiB",
