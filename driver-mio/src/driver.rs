@@ -14,15 +14,17 @@
 use crate::command::{Command, Outcome};
 use crate::conn::{Conn, Conns};
 use crate::events::{Batch, SendFailure};
+use crate::handoff::{drain_into, Batch as _, Handoff, Taken};
 use crate::lan::{LanDiscovery, DISCOVERY};
 use crate::listeners::{Accepted, Listeners};
 use crate::stats::DriverStats;
 use crate::{Engine, Event, Io, PeerId, Transfer};
 use mio::{Events, Poll, Token};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,15 +39,41 @@ const OPS_PER_PASS: usize = 16;
 /// Commands taken per pass before the sockets get a turn.
 const COMMANDS_PER_PASS: usize = 4096;
 
+/// The IO thread's end of the event queue: closed when the thread ends, so the application's
+/// `Events` reports `Stopped` once it has taken every event.
+#[derive(Debug)]
+pub(crate) struct EventSink(pub(crate) Arc<Handoff<Batch>>);
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The IO thread's end of the command queue: closed when the thread ends, so later commands
+/// report `Stopped`.
+#[derive(Debug)]
+pub(crate) struct CommandSource(pub(crate) Arc<Handoff<Vec<Command>>>);
+
+impl Drop for CommandSource {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// The IO thread's state.
 pub(crate) struct Driver {
     pub(crate) poll: Poll,
     pub(crate) engine: Engine,
-    pub(crate) commands: Receiver<Command>,
+    pub(crate) commands: CommandSource,
+    /// Commands taken from the queue and not yet applied (at most `COMMANDS_PER_PASS` a pass).
+    pub(crate) inbox: VecDeque<Command>,
+    /// The buffer the command queue is swapped into.
+    pub(crate) taken: Vec<Command>,
     pub(crate) wake_pending: Arc<AtomicBool>,
     /// Kept open while the thread polls (see `Node`).
     pub(crate) _waker: Arc<mio::Waker>,
-    pub(crate) out: Sender<Batch>,
+    pub(crate) out: EventSink,
     pub(crate) batch: Batch,
     pub(crate) conns: Conns,
     pub(crate) listeners: Listeners,
@@ -139,24 +167,18 @@ impl Driver {
         // queued after this point wakes the poller again.
         self.wake_pending.swap(false, Ordering::AcqRel);
         self.more_commands = false;
-        for _ in 0..COMMANDS_PER_PASS {
-            match self.commands.try_recv() {
-                Ok(command) => {
-                    self.stats.commands += 1;
-                    self.command(command, now);
-                }
-                Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Disconnected) => {
-                    // Every handle is gone without a shutdown command: shut down.
-                    if !self.stopping {
-                        self.stopping = true;
-                        self.engine.shutdown(now);
-                    }
-                    return;
-                }
-            }
+        // (The last handle's drop queues a shutdown, so the queue never just goes quiet.)
+        if self.commands.0.take_all(&mut self.taken) == Taken::Some {
+            drain_into(&mut self.taken, &mut self.inbox);
         }
-        self.more_commands = true;
+        for _ in 0..COMMANDS_PER_PASS {
+            let Some(command) = self.inbox.pop_front() else {
+                return;
+            };
+            self.stats.commands += 1;
+            self.command(command, now);
+        }
+        self.more_commands = !self.inbox.is_empty();
     }
 
     fn command(&mut self, command: Command, now: Instant) {
@@ -474,13 +496,9 @@ impl Driver {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            // The next batch starts with room for as many events as this one: one allocation
-            // per pass instead of a series of regrowths.
-            let room = self.batch.events.len();
-            let events = std::mem::replace(&mut self.batch.events, Vec::with_capacity(room));
-            let failures = std::mem::take(&mut self.batch.failures);
-            // An error means the application dropped its queue: the batch is discarded.
-            let _ = self.out.send(Batch { events, failures });
+            // The buffers are swapped, not reallocated; a closed queue (the application dropped
+            // its `Events`) discards the batch.
+            self.out.0.push_all(&mut self.batch);
         }
         for (waiter, outcome) in self.resolved.drain(..) {
             let _ = waiter.try_send(outcome);

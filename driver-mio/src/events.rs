@@ -1,10 +1,10 @@
 //! The application's side of the event queue.
 
 use crate::error::{RecvTimeoutError, Stopped, TryRecvError};
+use crate::handoff::{drain_into, Handoff, Taken};
 use crate::{Bytes, Event, PeerId, SendError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,17 +64,22 @@ pub(crate) struct Batch {
     pub(crate) failures: Vec<SendFailure>,
 }
 
-impl Batch {
-    pub(crate) fn is_empty(&self) -> bool {
+impl crate::handoff::Batch for Batch {
+    fn is_empty(&self) -> bool {
         self.events.is_empty() && self.failures.is_empty()
+    }
+
+    fn append(&mut self, other: &mut Self) {
+        self.events.append(&mut other.events);
+        self.failures.append(&mut other.failures);
     }
 }
 
 /// The node's event queue: everything the engine reports, in order, for the application to drain.
 ///
 /// Independent of the [`Node`](crate::Node) handle (it may live on another thread). The IO thread
-/// hands events over in batches, one per pass of its loop, so draining costs one channel
-/// operation per batch, not per event. Drop received data ([`Event::Received`]) when done with
+/// hands events over in batches, one per pass of its loop, so draining costs one lock per
+/// batch, not per event, and no allocation: the batch buffers travel back and forth. Drop received data ([`Event::Received`]) when done with
 /// it: it holds the engine's pooled memory, and reading pauses while the pool is exhausted.
 ///
 /// The queue is unbounded: drain it. Received data is bounded by the engine's pool (reading
@@ -86,16 +91,26 @@ impl Batch {
 /// the node has stopped.
 #[derive(Debug)]
 pub struct Events {
-    rx: Receiver<Batch>,
+    queue: Arc<Handoff<Batch>>,
+    /// The buffer a batch is swapped into (emptied into the two queues below at once).
+    taken: Batch,
     events: VecDeque<Event>,
     failures: VecDeque<SendFailure>,
     backlog: Arc<Backlog>,
 }
 
+impl Drop for Events {
+    fn drop(&mut self) {
+        // Nobody will read: the IO thread discards its batches from now on.
+        self.queue.close();
+    }
+}
+
 impl Events {
-    pub(crate) fn new(rx: Receiver<Batch>, backlog: Arc<Backlog>) -> Events {
+    pub(crate) fn new(queue: Arc<Handoff<Batch>>, backlog: Arc<Backlog>) -> Events {
         Events {
-            rx,
+            queue,
+            taken: Batch::default(),
             events: VecDeque::new(),
             failures: VecDeque::new(),
             backlog,
@@ -111,21 +126,20 @@ impl Events {
         Some(event)
     }
 
-    fn take(&mut self, batch: Batch) {
-        self.events.extend(batch.events);
-        self.failures.extend(batch.failures);
+    /// Moves what a take put in `taken` into the local queues.
+    fn unpack(&mut self, taken: Taken) -> Taken {
+        if taken == Taken::Some {
+            drain_into(&mut self.taken.events, &mut self.events);
+            drain_into(&mut self.taken.failures, &mut self.failures);
+        }
+        taken
     }
 
     /// Moves every batch already handed over into the local buffers, without blocking.
     /// Returns false when the node has stopped and nothing more will come.
     fn pull(&mut self) -> bool {
-        loop {
-            match self.rx.try_recv() {
-                Ok(batch) => self.take(batch),
-                Err(mpsc::TryRecvError::Empty) => return true,
-                Err(mpsc::TryRecvError::Disconnected) => return false,
-            }
-        }
+        let taken = self.queue.take_all(&mut self.taken);
+        self.unpack(taken) != Taken::Closed
     }
 
     /// The next event, blocking until one arrives. `Err(Stopped)` once the node has stopped and
@@ -135,8 +149,10 @@ impl Events {
             if let Some(event) = self.pop() {
                 return Ok(event);
             }
-            let batch = self.rx.recv().map_err(|_| Stopped)?;
-            self.take(batch);
+            let taken = self.queue.wait_take(&mut self.taken, None);
+            if self.unpack(taken) == Taken::Closed {
+                return Err(Stopped);
+            }
         }
     }
 
@@ -147,14 +163,11 @@ impl Events {
             if let Some(event) = self.pop() {
                 return Ok(event);
             }
-            let left = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(u32::MAX.into()),
-            };
-            match self.rx.recv_timeout(left) {
-                Ok(batch) => self.take(batch),
-                Err(mpsc::RecvTimeoutError::Timeout) => return Err(RecvTimeoutError::Timeout),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(RecvTimeoutError::Stopped),
+            let taken = self.queue.wait_take(&mut self.taken, deadline);
+            match self.unpack(taken) {
+                Taken::Some => {}
+                Taken::Empty => return Err(RecvTimeoutError::Timeout),
+                Taken::Closed => return Err(RecvTimeoutError::Stopped),
             }
         }
     }

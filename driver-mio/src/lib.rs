@@ -64,6 +64,7 @@ mod conn;
 mod driver;
 mod error;
 mod events;
+mod handoff;
 mod lan;
 mod listeners;
 mod node;

@@ -2,9 +2,10 @@
 
 use crate::command::{Command, Outcome};
 use crate::conn::Conns;
-use crate::driver::{Driver, WAKER};
+use crate::driver::{CommandSource, Driver, EventSink, WAKER};
 use crate::error::{BindError, DialError, SendWaitError, StartError, Stopped};
 use crate::events::{Batch, Events};
+use crate::handoff::Handoff;
 use crate::listeners::Listeners;
 use crate::{
     Bytes, Config, DriverStats, Engine, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats,
@@ -14,7 +15,7 @@ use mio::{Poll, Waker};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -51,7 +52,7 @@ pub struct Node {
 
 #[derive(Debug)]
 struct Shared {
-    commands: Sender<Command>,
+    commands: Arc<Handoff<Vec<Command>>>,
     /// Shared with the IO thread: closing a waker's file descriptor while a wake is pending would
     /// lose the wake-up, so the IO thread keeps it open as long as it polls.
     waker: Arc<Waker>,
@@ -64,7 +65,10 @@ struct Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         // The last handle is gone: shut down gracefully in the background.
-        if self.commands.send(Command::Shutdown).is_ok() {
+        if self
+            .commands
+            .push_with(|queue| queue.push(Command::Shutdown))
+        {
             let _ = self.waker.wake();
         }
     }
@@ -85,8 +89,8 @@ impl Node {
         let engine = Engine::new(config).map_err(StartError::Config)?;
         let poll = Poll::new().map_err(StartError::Io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?);
-        let (commands, command_rx) = mpsc::channel();
-        let (out, events) = mpsc::channel::<Batch>();
+        let commands: Arc<Handoff<Vec<Command>>> = Arc::default();
+        let events: Arc<Handoff<Batch>> = Arc::default();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let backlog = Arc::new(crate::events::Backlog {
             unread: std::sync::atomic::AtomicU64::new(0),
@@ -99,10 +103,12 @@ impl Node {
             listeners: Listeners::default(),
             poll,
             engine,
-            commands: command_rx,
+            commands: CommandSource(Arc::clone(&commands)),
+            inbox: Default::default(),
+            taken: Vec::new(),
             wake_pending: Arc::clone(&wake_pending),
             _waker: Arc::clone(&waker),
-            out,
+            out: EventSink(Arc::clone(&events)),
             batch: Batch::default(),
             ready: Default::default(),
             carry: Vec::new(),
@@ -135,7 +141,9 @@ impl Node {
     }
 
     fn post(&self, command: Command) -> Result<(), Stopped> {
-        self.shared.commands.send(command).map_err(|_| Stopped)?;
+        if !self.shared.commands.push_with(|queue| queue.push(command)) {
+            return Err(Stopped);
+        }
         if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
             // A failed wake means the poller is gone, and so is the IO thread: the command
             // will be answered (or not) by the channel's disconnection.
