@@ -282,9 +282,10 @@ fn sender_config(global: Limits) -> Config {
     }
 }
 
-/// Connects one sender peer per entry of `limits` (its per-peer upload limit, if any), keeps
-/// them all busy for `duration` and returns what the receiver saw per peer.
-fn transfer(
+/// Connects one sender peer per entry of `limits` (its per-peer upload limit, if any) under the
+/// sender's `global` limits, keeps them all busy for `duration` and returns what the receiver
+/// saw per peer.
+pub fn transfer(
     driver: Driver,
     global: Limits,
     limits: &[Option<u64>],
