@@ -50,19 +50,23 @@ pub(crate) struct Pool {
     segment_size: usize,
     min_room: usize,
     total: usize,
+    /// Segments given back, the most recently returned last (their memory is the warmest).
     free: Vec<Segment>,
+    /// Segments never lent yet (cold: lent only when nothing used before can be).
+    untouched: Vec<Segment>,
     reclaiming: VecDeque<Segment>,
     lent: usize,
 }
 
 impl Pool {
     pub(crate) fn new(segment_size: usize, count: usize) -> Self {
-        let free = (0..count).map(|_| new_segment(segment_size)).collect();
+        let untouched = (0..count).map(|_| new_segment(segment_size)).collect();
         Pool {
             segment_size,
             min_room: min_room(segment_size),
             total: count,
-            free,
+            free: Vec::with_capacity(count),
+            untouched,
             reclaiming: VecDeque::with_capacity(count),
             lent: 0,
         }
@@ -82,11 +86,12 @@ impl Pool {
     /// Order matters for speed: the pool's working set should stay as small as the
     /// application's hold on received data allows, so that reads land in memory still in the
     /// CPU cache. So: a recently retired segment whose data the application has already dropped;
-    /// then a free segment already carved by earlier reads (small messages keep filling one
-    /// segment instead of spreading over many); then the oldest retired segments (under bulk
-    /// traffic every segment of the previous batch is retired and, once the application has
-    /// taken its data, reclaimable: reusing them keeps the cycle to a few segments instead of
-    /// walking the whole pool); only then untouched free segments, and free tails made whole.
+    /// then the most recently given back free segment that is large enough (small messages keep
+    /// filling the segment already carved instead of spreading over many); then the oldest
+    /// retired segments (under bulk traffic every segment of the previous batch is retired and,
+    /// once the application has taken its data, reclaimable: reusing them keeps the cycle to a
+    /// few segments instead of walking the whole pool); only then a segment never used, and
+    /// free tails made whole.
     pub(crate) fn take(&mut self, room: usize) -> Option<Segment> {
         let room = room.clamp(1, self.segment_size);
         let newest = self.reclaiming.len();
@@ -96,13 +101,14 @@ impl Pool {
                 return self.reclaiming.remove(i);
             }
         }
-        let segment_size = self.segment_size;
-        // The most recently returned carved segment that is large enough (smaller ones stay
-        // free for readers that need less); bounded search.
-        if let Some(segment) =
-            self.take_free(|s| s.capacity() >= room && s.capacity() < segment_size)
+        // Bounded search; smaller segments stay free for readers that need less.
+        let n = self.free.len();
+        if let Some(i) = (n.saturating_sub(FREE_SEARCH)..n)
+            .rev()
+            .find(|&i| self.free[i].capacity() >= room)
         {
-            return Some(segment);
+            self.lent += 1;
+            return Some(self.free.remove(i));
         }
         for _ in 0..RECLAIM_TRIES.min(self.reclaiming.len()) {
             let mut segment = self.reclaiming.pop_front()?;
@@ -112,29 +118,21 @@ impl Pool {
             }
             self.reclaiming.push_back(segment);
         }
-        if let Some(segment) = self.take_free(|s| s.capacity() >= room) {
+        if let Some(segment) = self.untouched.pop() {
+            self.lent += 1;
             return Some(segment);
         }
         // None is large enough: a free tail whose earlier data the application has dropped can
         // be made whole again in place. Tails still shared stay free for smaller requests.
-        let n = self.free.len();
         for i in (n.saturating_sub(FREE_SEARCH)..n).rev() {
             let tail = &mut self.free[i];
             tail.clear();
             if tail.try_reclaim(self.segment_size) {
                 self.lent += 1;
-                return Some(self.free.swap_remove(i));
+                return Some(self.free.remove(i));
             }
         }
         None
-    }
-
-    /// Lends the most recently returned free segment that `fits` (bounded search).
-    fn take_free(&mut self, fits: impl Fn(&Segment) -> bool) -> Option<Segment> {
-        let back = self.free.iter().rev().take(FREE_SEARCH).position(fits)?;
-        let index = self.free.len() - 1 - back;
-        self.lent += 1;
-        Some(self.free.swap_remove(index))
     }
 
     /// Takes back a lent segment holding no data (what was received was split off and handed
@@ -158,7 +156,7 @@ impl Pool {
         PoolUsage {
             segment_size: self.segment_size,
             total: self.total,
-            free: self.free.len(),
+            free: self.free.len() + self.untouched.len(),
             lent: self.lent,
             reclaiming: self.reclaiming.len(),
         }
@@ -166,7 +164,7 @@ impl Pool {
 
     /// Whether a `take` could succeed without waiting for the application.
     pub(crate) fn has_free(&self) -> bool {
-        !self.free.is_empty()
+        !self.free.is_empty() || !self.untouched.is_empty()
     }
 }
 
@@ -267,6 +265,28 @@ mod tests {
         pool.give_back(carved);
         let next = pool.take(64).unwrap();
         assert_eq!(next.as_ptr() as usize, carved_at);
+        drop(held);
+    }
+
+    /// A segment given back whole (the read found nothing) is warmer than a retired segment
+    /// outside the hot window: it is lent first.
+    #[test]
+    fn a_segment_given_back_whole_is_lent_before_an_older_retired_one() {
+        let mut pool = Pool::new(1024, 16);
+        let retire = |pool: &mut Pool| {
+            let mut seg = pool.take(1024).unwrap();
+            seg.resize(1024, 1);
+            let held = seg.split_to(1024).freeze();
+            pool.give_back(seg);
+            held
+        };
+        drop(retire(&mut pool)); // the oldest retired segment, reclaimable
+        let held: Vec<Bytes> = (0..HOT_TRIES).map(|_| retire(&mut pool)).collect();
+        let whole = pool.take(1024).unwrap();
+        let whole_at = whole.as_ptr() as usize;
+        pool.give_back(whole);
+        let next = pool.take(1024).unwrap();
+        assert_eq!(next.as_ptr() as usize, whole_at);
         drop(held);
     }
 
