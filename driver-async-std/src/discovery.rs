@@ -10,8 +10,9 @@
 //! the machine offers. The task ends when the node stops.
 
 use crate::command::Command;
+use crate::queue::Queue;
 use crate::shared::PeerTable;
-use async_channel::{Receiver, Sender, TryRecvError, WeakSender};
+use async_channel::{Receiver, TryRecvError};
 use async_io::{Async, Timer};
 use futures_lite::future;
 use openp2p_core::discovery::Discovery;
@@ -30,8 +31,8 @@ pub use openp2p_core::discovery::{
 /// `SO_REUSEPORT`, `SO_BROADCAST`) and starts the discovery thread.
 pub(crate) fn start(
     options: DiscoveryOptions,
-    events: Sender<Event>,
-    commands: WeakSender<Command>,
+    events: Arc<Queue<Event>>,
+    commands: Arc<Queue<Command>>,
     table: Arc<PeerTable>,
 ) -> io::Result<()> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -66,8 +67,9 @@ enum Wake {
 
 /// The discovery task's ways into its node.
 struct Link {
-    events: Sender<Event>,
-    commands: WeakSender<Command>,
+    /// Closed by the driver when the node stops, which ends this task.
+    events: Arc<Queue<Event>>,
+    commands: Arc<Queue<Command>>,
     /// Whether a dialled peer still stands, for [`Discovery::check_dials`].
     table: Arc<PeerTable>,
     /// Connects made for `auto_connect` whose peer id has not come back yet.
@@ -145,19 +147,17 @@ impl Link {
     /// node has stopped.
     fn forward(&mut self, discovery: &mut Discovery) -> bool {
         while let Some(event) = discovery.poll_event() {
-            if self.events.try_send(event).is_err() {
+            if self.events.push(event).is_err() {
                 return false;
             }
         }
         while let Some((node, addr)) = discovery.poll_dial() {
-            let Some(commands) = self.commands.upgrade() else {
-                return false;
-            };
             // The application learns the outcome as `Connected` or `ConnectFailed`; this task
             // keeps the peer id to follow the connection.
             let (reply, answer) = async_channel::bounded(1);
-            if commands
-                .try_send(Command::Connect {
+            if self
+                .commands
+                .push(Command::Connect {
                     addr,
                     framing: None,
                     reply,

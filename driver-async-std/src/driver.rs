@@ -2,13 +2,13 @@
 
 use crate::command::Command;
 use crate::error::BindError;
+use crate::queue::Queue;
 use crate::shared::{PeerShared, PeerTable, QueueLimits};
 use crate::socket::{ListenerIo, PeerIo, SocketOptions};
 use crate::wake::{ReadyQueue, Token};
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use async_io::Timer;
 use bytes::Bytes;
-use futures_core::Stream;
 use openp2p_core::{Engine, Event, Framing, PeerId, SendError};
 use std::future::Future;
 use std::pin::Pin;
@@ -39,9 +39,9 @@ pub struct Driver {
     pub(crate) engine: Engine,
     pub(crate) peers: Vec<Option<PeerIo>>,
     pub(crate) listeners: Vec<Option<ListenerIo>>,
-    commands: Pin<Box<Receiver<Command>>>,
+    commands: Arc<Queue<Command>>,
     commands_open: bool,
-    pub(crate) events: Sender<Event>,
+    pub(crate) events: Arc<Queue<Event>>,
     /// Events of the current round, handed over at its end.
     pub(crate) outbox: Vec<Event>,
     pub(crate) table: Arc<PeerTable>,
@@ -73,8 +73,8 @@ pub struct Driver {
 impl Driver {
     pub(crate) fn new(
         engine: Engine,
-        commands: Receiver<Command>,
-        events: Sender<Event>,
+        commands: Arc<Queue<Command>>,
+        events: Arc<Queue<Event>>,
         table: Arc<PeerTable>,
         limits: QueueLimits,
         forward_sent: bool,
@@ -90,7 +90,7 @@ impl Driver {
             engine,
             peers: Vec::new(),
             listeners: Vec::new(),
-            commands: Box::pin(commands),
+            commands,
             commands_open: true,
             events,
             outbox: Vec::new(),
@@ -119,7 +119,7 @@ impl Driver {
     fn run_commands(&mut self) -> bool {
         let mut any = false;
         for _ in 0..COMMANDS_PER_ROUND {
-            let Ok(command) = self.commands.try_recv() else {
+            let Ok(command) = self.commands.try_pop() else {
                 break;
             };
             self.apply(command);
@@ -182,12 +182,13 @@ impl Driver {
         if !self.commands_open {
             return false;
         }
-        match self.commands.as_mut().poll_next(cx) {
+        match self.commands.poll_pop(cx) {
             Poll::Ready(Some(command)) => {
                 self.apply(command);
                 true
             }
-            Poll::Ready(None) => {
+            Poll::Ready(None) => false,
+            Poll::Pending if self.commands.producers_gone() => {
                 // Every handle is gone: close gracefully, then finish.
                 self.commands_open = false;
                 self.engine.shutdown(Instant::now());
@@ -221,7 +222,7 @@ impl Driver {
         // Refuse commands from now on, and drop those already queued so that whoever waits for
         // a reply learns that the node has stopped.
         self.commands.close();
-        while self.commands.try_recv().is_ok() {}
+        while self.commands.try_pop().is_ok() {}
         self.table.clear();
         for reply in self.shutdown_replies.drain(..) {
             let _ = reply.try_send(());

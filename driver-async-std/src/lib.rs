@@ -65,6 +65,7 @@ mod driver;
 mod error;
 mod node;
 mod output;
+mod queue;
 mod recv;
 mod service;
 mod shared;

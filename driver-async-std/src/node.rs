@@ -3,9 +3,10 @@
 use crate::command::Command;
 use crate::driver::Driver;
 use crate::error::{BindError, StartError, StreamError};
+use crate::queue::Queue;
 use crate::shared::{PeerTable, QueueLimits};
 use crate::stream::PeerStream;
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use bytes::Bytes;
 use futures_core::Stream;
 use openp2p_core::{
@@ -21,9 +22,9 @@ use std::task::{Context, Poll};
 /// What every clone of a [`Node`] and every [`PeerStream`] share: the way to the driver.
 #[derive(Debug)]
 pub(crate) struct Handle {
-    pub(crate) commands: Sender<Command>,
-    /// The way into the event queue for helper tasks (discovery); the driver owns it.
-    pub(crate) events: async_channel::WeakSender<Event>,
+    pub(crate) commands: Arc<Queue<Command>>,
+    /// The event queue (the driver closes it when it stops), also for helper tasks (discovery).
+    pub(crate) events: Arc<Queue<Event>>,
     pub(crate) table: Arc<PeerTable>,
     pub(crate) limits: QueueLimits,
     /// The node's configuration, for the engine's admission rule.
@@ -33,7 +34,7 @@ pub(crate) struct Handle {
 impl Handle {
     /// Queues a command; false when the driver has stopped.
     pub(crate) fn command(&self, command: Command) -> bool {
-        self.commands.try_send(command).is_ok()
+        self.commands.push(command).is_ok()
     }
 
     /// The application took `event`. A `Received` hands its bytes back to the peer's read-ahead
@@ -87,7 +88,13 @@ impl Handle {
 /// ```
 pub struct Node {
     handle: Arc<Handle>,
-    events: Pin<Box<Receiver<Event>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // The last `Node` clone or `PeerStream` is gone: the driver shuts the node down.
+        self.commands.release_producers();
+    }
 }
 
 impl fmt::Debug for Node {
@@ -102,7 +109,6 @@ impl Clone for Node {
     fn clone(&self) -> Self {
         Node {
             handle: Arc::clone(&self.handle),
-            events: Box::pin((*self.events).clone()),
         }
     }
 }
@@ -141,32 +147,25 @@ impl Node {
             sent_events: true,
             ..config.clone()
         })?;
-        let (commands, command_rx) = async_channel::unbounded();
-        let (event_tx, events) = async_channel::unbounded();
-        let event_queue = event_tx.downgrade();
+        let commands: Arc<Queue<Command>> = Arc::default();
+        let events: Arc<Queue<Event>> = Arc::default();
         let table = Arc::new(PeerTable::default());
         let driver = Driver::new(
             engine,
-            command_rx,
-            event_tx,
+            Arc::clone(&commands),
+            Arc::clone(&events),
             Arc::clone(&table),
             limits,
             forward_sent,
         );
         let handle = Arc::new(Handle {
             commands,
-            events: event_queue,
+            events,
             table,
             limits,
             config,
         });
-        Ok((
-            Node {
-                handle,
-                events: Box::pin(events),
-            },
-            driver,
-        ))
+        Ok((Node { handle }, driver))
     }
 
     /// Listens on `addr` (port 0 picks a free port) and returns the bound address. Inbound peers
@@ -362,11 +361,13 @@ impl Node {
     ) -> std::io::Result<()> {
         let stopped =
             || std::io::Error::new(std::io::ErrorKind::NotConnected, "the node has stopped");
-        let events = self.handle.events.upgrade().ok_or_else(stopped)?;
+        if self.handle.events.is_closed() {
+            return Err(stopped());
+        }
         crate::discovery::start(
             options,
-            events,
-            self.handle.commands.downgrade(),
+            Arc::clone(&self.handle.events),
+            Arc::clone(&self.handle.commands),
             Arc::clone(&self.handle.table),
         )
     }
@@ -387,14 +388,14 @@ impl Node {
 
     /// The next event; `None` once the node has stopped and every event was taken.
     pub async fn next_event(&self) -> Option<Event> {
-        let event = self.events.recv().await.ok()?;
+        let event = self.handle.events.pop().await?;
         self.handle.taken(&event);
         Some(event)
     }
 
     /// The next event if one is waiting.
     pub fn try_next_event(&self) -> Option<Event> {
-        let event = self.events.try_recv().ok()?;
+        let event = self.handle.events.try_pop().ok()?;
         self.handle.taken(&event);
         Some(event)
     }
@@ -403,7 +404,6 @@ impl Node {
     /// to exactly one consumer).
     pub fn events(&self) -> Events {
         Events {
-            events: Box::pin((*self.events).clone()),
             handle: Arc::clone(&self.handle),
         }
     }
@@ -436,15 +436,14 @@ impl Node {
 /// [`Node::events`].
 #[derive(Debug)]
 pub struct Events {
-    events: Pin<Box<Receiver<Event>>>,
     handle: Arc<Handle>,
 }
 
 impl Stream for Events {
     type Item = Event;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        let polled = self.events.as_mut().poll_next(cx);
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let polled = self.handle.events.poll_pop(cx);
         if let Poll::Ready(Some(event)) = &polled {
             self.handle.taken(event);
         }

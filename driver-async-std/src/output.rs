@@ -172,9 +172,8 @@ impl Driver {
 
     /// Hands the round's events to the application; nobody listening is not an error.
     pub(crate) fn deliver(&mut self) {
-        for event in self.outbox.drain(..) {
-            let _ = self.events.try_send(event);
-        }
+        // One lock for the round's events; a closed queue (the node stopped) drops them.
+        self.events.push_all(&mut self.outbox);
     }
 
     fn perform(&mut self, io: Io) {
