@@ -1,5 +1,5 @@
-//! The raw smol baseline: `async_io::Async` sockets driven by one thread (the writer and reader
-//! of a bulk run zipped on it; an echo server's tasks on a `smol::LocalExecutor`).
+//! The raw smol baseline: `async_io::Async` sockets, tasks of a `smol::LocalExecutor` on one
+//! thread.
 
 use super::{BulkClock, ECHO_BUF, READ_BUF, WRITE_CHUNK};
 use crate::cpu::Span;
@@ -12,7 +12,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::thread::JoinHandle;
 
-/// A writer of 1 MiB `write_all`s and a reader into 128 KiB, zipped on this thread.
+/// A writer of 1 MiB `write_all`s and a reader into 128 KiB, tasks of a `LocalExecutor` on
+/// this thread.
 pub fn bulk(size: BulkSize) -> BenchResult<Span> {
     async_io::block_on(async {
         let listener = Async::<TcpListener>::bind(super::loopback())?;
@@ -44,7 +45,14 @@ pub fn bulk(size: BulkSize) -> BenchResult<Span> {
             }
             std::io::Result::Ok(clock.elapsed())
         };
-        let (written, span) = future::zip(write, read).await;
+        // Tasks of one executor, as openp2p-async-std's drivers and application run.
+        let ex = smol::LocalExecutor::new();
+        let (written, span) = ex
+            .run(async {
+                let (w, r) = (ex.spawn(write), ex.spawn(read));
+                (w.await, r.await)
+            })
+            .await;
         written?;
         Ok(span?)
     })
