@@ -9,4 +9,5 @@ pub mod idle;
 pub mod idle_child;
 pub mod rate;
 pub mod rate_stats;
+pub mod stall_probe;
 pub mod sync_node;

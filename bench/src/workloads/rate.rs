@@ -14,6 +14,7 @@
 //! Drivers run one after another, never in parallel.
 
 use super::rate_stats::{jain_index, Arrivals};
+use super::stall_probe::StallProbe;
 use super::sync_node::{tokio_runtime, Driver, SyncNode};
 use crate::model::{Opts, Outcome, Row, Series};
 use bytes::Bytes;
@@ -71,9 +72,13 @@ pub fn run_for(opts: &Opts, drivers: &[Driver]) -> Outcome {
         duration.as_secs(),
         rate_name(GLOBAL_LIMIT)
     ));
+    // Room for the setup around the measured seconds.
+    let horizon = duration + Duration::from_secs(5);
     for &driver in drivers {
         let label = format!("{driver} per-peer targets");
-        match measured(&mut outcome, &label, || per_peer_targets(driver, duration)) {
+        match measured(&mut outcome, &label, horizon, || {
+            per_peer_targets(driver, duration)
+        }) {
             Ok(runs) => {
                 for (target, arrivals) in TARGETS.iter().zip(&runs) {
                     report_target(&mut outcome, driver, *target, arrivals, duration);
@@ -82,7 +87,7 @@ pub fn run_for(opts: &Opts, drivers: &[Driver]) -> Outcome {
             Err(e) => outcome.notes.push(format!("rate: {label} failed: {e}")),
         }
         let label = format!("{driver} fairness");
-        match measured(&mut outcome, &label, || fairness(driver, duration)) {
+        match measured(&mut outcome, &label, horizon, || fairness(driver, duration)) {
             Ok(runs) => report_fairness(&mut outcome, driver, &runs),
             Err(e) => outcome.notes.push(format!("rate: {label} failed: {e}")),
         }
@@ -90,73 +95,45 @@ pub fn run_for(opts: &Opts, drivers: &[Driver]) -> Outcome {
     outcome
 }
 
-/// A scheduling stall longer than this during a run (the machine is shared) makes it disturbed:
-/// a token bucket cannot make up for time its process was not running.
-const DISTURBED: Duration = Duration::from_millis(100);
-
-/// Runs `measure` with a [`StallProbe`]; a disturbed run is noted and run once more, and the
-/// second run is reported whatever its stall (also noted).
+/// Runs `measure` with a [`StallProbe`]; a run the machine disturbed is noted and run once
+/// more, and the second run is reported whatever its disturbance (also noted).
 fn measured(
     outcome: &mut Outcome,
     label: &str,
+    horizon: Duration,
     mut measure: impl FnMut() -> Result<Vec<Arrivals>, String>,
 ) -> Result<Vec<Arrivals>, String> {
-    for attempt in 1..=2 {
-        let probe = StallProbe::start();
+    let mut first = None;
+    loop {
+        let probe = StallProbe::start(horizon);
         let runs = measure();
-        let stall = probe.finish();
-        let ms = stall.as_millis();
-        if stall <= DISTURBED {
-            if attempt > 1 {
+        let seen = probe.finish();
+        let text = format!(
+            "longest stall {} ms, {} ms lost in the worst second",
+            seen.longest.as_millis(),
+            seen.worst_second.as_millis()
+        );
+        match (first.take(), seen.disturbed()) {
+            (None, false) => return runs,
+            (None, true) => {
                 outcome.notes.push(format!(
-                    "rate: {label}: the second run (reported) had a largest stall of {ms} ms"
+                    "rate: {label}: the first run was disturbed by the shared machine (a 5 ms \
+                     sleeper thread: {text}); it ran again"
                 ));
+                first = Some(());
             }
-            return runs;
-        }
-        if attempt == 1 {
-            outcome.notes.push(format!(
-                "rate: {label}: first run disturbed (a probe thread was not scheduled for {ms} ms                  at once); run again"
-            ));
-        } else {
-            outcome.notes.push(format!(
-                "rate: {label}: the second run (reported) was disturbed too (largest stall                  {ms} ms): its windows reflect the machine as much as the limiter"
-            ));
-            return runs;
-        }
-    }
-    Err("unreachable: two attempts".into())
-}
-
-/// A thread that sleeps 5 ms at a time and records the largest oversleep: how long the machine
-/// left this process's threads unscheduled during a run.
-struct StallProbe {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Duration>,
-}
-
-impl StallProbe {
-    const TICK: Duration = Duration::from_millis(5);
-
-    fn start() -> StallProbe {
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = std::sync::Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut worst = Duration::ZERO;
-            while !flag.load(Ordering::Relaxed) {
-                let before = Instant::now();
-                std::thread::sleep(Self::TICK);
-                worst = worst.max(before.elapsed().saturating_sub(Self::TICK));
+            (Some(()), disturbed) => {
+                outcome.notes.push(format!(
+                    "rate: {label}: the second run (reported): {text}{}",
+                    if disturbed {
+                        "; disturbed too: its windows reflect the machine as much as the limiter"
+                    } else {
+                        ""
+                    }
+                ));
+                return runs;
             }
-            worst
-        });
-        StallProbe { stop, thread }
-    }
-
-    fn finish(self) -> Duration {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap_or(Duration::MAX)
+        }
     }
 }
 

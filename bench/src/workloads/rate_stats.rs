@@ -72,7 +72,7 @@ impl Arrivals {
     /// The worst 1 s window: the error (signed) of the window whose rate is furthest from
     /// `target`. A run shorter than 1 s has one window, the whole run.
     pub fn worst_window_error(&self, target: f64) -> f64 {
-        let width = BINS_PER_SECOND.min(self.bins.len());
+        let width = BINS_PER_SECOND.min(self.bins.len()).max(1);
         let seconds = BIN.as_secs_f64() * width as f64;
         self.bins
             .windows(width)
@@ -95,12 +95,22 @@ impl Arrivals {
         ahead
     }
 
+    /// The most bytes in any 1 s window (the whole run if shorter).
+    pub fn busiest_second(&self) -> u64 {
+        let width = BINS_PER_SECOND.min(self.bins.len()).max(1);
+        self.bins
+            .windows(width)
+            .map(|w| w.iter().sum::<u64>())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Achieved rate over the trailing 1 s window at every bin end from 1 s on (a run shorter
     /// than 1 s gives one point, its average): `(seconds since start, bytes per second)`, for
     /// plots. Windows shorter than 1 s are left out: the bucket's initial burst would dominate
     /// them.
     pub fn trailing_rates(&self) -> Vec<(f64, f64)> {
-        let width = BINS_PER_SECOND.min(self.bins.len());
+        let width = BINS_PER_SECOND.min(self.bins.len()).max(1);
         let seconds = BIN.as_secs_f64() * width as f64;
         self.bins
             .windows(width)
@@ -218,6 +228,17 @@ mod tests {
         assert_eq!(short.len(), 1);
         assert!(close(short[0].0, 0.3));
         assert!(close(short[0].1, 500.0));
+    }
+
+    #[test]
+    fn the_busiest_second_is_the_largest_sum_of_ten_consecutive_bins() {
+        let mut bins = [1u64; 25];
+        bins[12] = 50;
+        bins[21] = 40;
+        // Windows holding bin 12 sum to 9 + 50 = 59; with both 12 and 21: 8 + 90 = 98.
+        assert_eq!(run(&bins).busiest_second(), 98);
+        assert_eq!(run(&[3, 4]).busiest_second(), 7);
+        assert_eq!(run(&[]).busiest_second(), 0);
     }
 
     #[test]
