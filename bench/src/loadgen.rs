@@ -45,17 +45,23 @@ pub struct EchoResult {
     pub server_cpu_us_per_trip: f64,
 }
 
-/// Round-trip latencies in 1 µs buckets up to 65.5 ms (longer ones count as the last bucket).
+/// Round-trip latencies: 1 µs buckets up to 65.536 ms, then 1 ms buckets up to 10 s (longer
+/// ones count as 10 s).
 #[derive(Debug, Clone)]
 pub struct Histogram {
     buckets: Vec<u64>,
     count: u64,
 }
 
+/// Where the 1 µs buckets end and the 1 ms buckets begin.
+const FINE: u64 = 1 << 16;
+/// Number of 1 ms buckets.
+const COARSE: u64 = 10_000;
+
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            buckets: vec![0; 1 << 16],
+            buckets: vec![0; (FINE + COARSE) as usize],
             count: 0,
         }
     }
@@ -64,25 +70,36 @@ impl Default for Histogram {
 impl Histogram {
     /// Adds one latency.
     pub fn record(&mut self, latency: Duration) {
-        let us = (latency.as_micros() as usize).min(self.buckets.len() - 1);
-        self.buckets[us] += 1;
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = if us < FINE {
+            us
+        } else {
+            FINE + ((us - FINE) / 1000).min(COARSE - 1)
+        };
+        self.buckets[bucket as usize] += 1;
         self.count += 1;
     }
 
-    /// The latency (µs) below or at which a fraction `q` (0..=1) of the samples lie; 0 when empty.
+    /// The latency (µs) below or at which a fraction `q` (0..=1) of the samples lie (to the
+    /// bucket's resolution); 0 when empty.
     pub fn quantile(&self, q: f64) -> f64 {
         if self.count == 0 {
             return 0.0;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (us, &n) in self.buckets.iter().enumerate() {
+        for (i, &n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return us as f64;
+                let i = i as u64;
+                return if i < FINE {
+                    i as f64
+                } else {
+                    (FINE + (i - FINE) * 1000) as f64
+                };
             }
         }
-        (self.buckets.len() - 1) as f64
+        (FINE + (COARSE - 1) * 1000) as f64
     }
 }
 
@@ -297,5 +314,25 @@ pub fn churn(addr: SocketAddr, load: ChurnLoad) -> BenchResult<ChurnResult> {
             // Dropping the old stream here resets it (linger 0).
             slots[slot] = (open(&poll, addr, token(slot, generation[slot]))?, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_at_microsecond_and_millisecond_resolution() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), 0.0);
+        for us in 1..=98 {
+            h.record(Duration::from_micros(us));
+        }
+        h.record(Duration::from_millis(200));
+        h.record(Duration::from_secs(60));
+        assert_eq!(h.quantile(0.5), 50.0);
+        assert_eq!(h.quantile(0.98), 98.0);
+        assert_eq!(h.quantile(0.99), 199_536.0);
+        assert_eq!(h.quantile(1.0), 10_064_536.0);
     }
 }
