@@ -116,14 +116,17 @@ fn hundred_peers_each_exchange_one_mebibyte_both_ways_intact() {
         let gone = expect(&mut events, "Disconnected", |e| {
             matches!(e, Event::Disconnected { .. })
         });
-        assert!(matches!(
-            gone,
-            Event::Disconnected {
-                reason: DisconnectReason::Local,
-                unsent: 0,
-                ..
-            }
-        ));
+        assert!(
+            matches!(
+                gone,
+                Event::Disconnected {
+                    reason: DisconnectReason::Local,
+                    unsent: 0,
+                    ..
+                }
+            ),
+            "{gone:?}"
+        );
     }
     assert_eq!(
         server_thread.join().expect("server verified everything"),
