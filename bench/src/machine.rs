@@ -77,6 +77,8 @@ pub fn source_revision() -> String {
     .unwrap_or_default()
     .lines()
     .filter_map(|l| l.get(3..))
+    // The runner's own output is not source.
+    .filter(|p| !p.starts_with("bench/plots"))
     .map(str::to_string)
     .collect();
     if dirty.is_empty() {
