@@ -177,7 +177,7 @@ impl Driver {
             let stream = &socket.stream;
             let moved = if reading {
                 // Tokio reads into the segment's spare capacity: nothing to zero first.
-                engine.read_buf_from(peer, now, |buf| stream.try_read_buf(buf))
+                engine.read_buf_from(peer, now, |buf| read_until_short(stream, buf))
             } else {
                 let quota = WRITE_BYTES_PER_TURN.saturating_sub(written);
                 engine.write_to(peer, now, |slices| write_at_most(stream, slices, quota))
@@ -288,6 +288,28 @@ fn write_at_most(
         [one] => stream.try_write(one),
         many => stream.try_write_vectored(many),
     }
+}
+
+/// One non-blocking read into `buf`. A read shorter than the room offered drained the socket
+/// (readiness is edge-triggered): it clears Tokio's read readiness as Tokio's own `poll_read`
+/// does, so the driver waits for the next edge instead of spending a `recv` on `WouldBlock`.
+/// The readiness cleared is the one observed before the read, so an edge that arrives meanwhile
+/// is kept. The bytes read are appended to `buf` either way; the engine takes them and treats
+/// the short read as the end of the turn.
+fn read_until_short(
+    stream: &TcpStream,
+    buf: &mut bytes::buf::Limit<&mut bytes::BytesMut>,
+) -> io::Result<usize> {
+    use bytes::BufMut;
+    let offered = buf.chunk_mut().len();
+    stream.try_io(tokio::io::Interest::READABLE, || {
+        let n = stream.try_read_buf(buf)?;
+        if n > 0 && n < offered {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    })
 }
 
 #[cfg(test)]
