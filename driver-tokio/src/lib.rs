@@ -72,11 +72,14 @@
 //! segment's spare capacity (nothing is zeroed) or one `try_write` / `try_write_vectored` of the
 //! engine's queue slices per call, repeated until the socket would block (Tokio clears its
 //! readiness only then, so a short read does not end the turn), the engine pauses the direction
-//! (rate limit, pool) or the socket has had its turn (16 calls, or 256 KiB written: fairness, and
-//! a writer that never outruns a reader on the same runtime, which keeps the data in flight small
-//! and cache-warm). A socket that had its turn is serviced again on the driver's next poll, after
-//! Tokio has run the other ready tasks and polled its IO driver (`yield_now`), not in the same
-//! poll. When the engine turns a direction on, the driver tries it at once, since
+//! (rate limit, pool) or the socket has had its turn (16 calls; fairness). On a `current_thread`
+//! runtime a write turn also ends after 256 KiB, and a socket that had its turn is serviced again
+//! on the driver's next poll, after Tokio has run the other ready tasks and polled its IO driver
+//! (`yield_now`): a writer then never outruns a reader on the same thread, which keeps the data in
+//! flight small and cache-warm. On a multi-threaded runtime readers run in parallel and a socket
+//! that had its turn is serviced again in the next round. A read shorter than the room offered
+//! ends the turn and clears Tokio's readiness, as Tokio's own `poll_read` does (no `recv` spent on
+//! `WouldBlock`). When the engine turns a direction on, the driver tries it at once, since
 //! readiness may have arrived while it was off. Received data reaches the application as the
 //! engine's pooled `Bytes`, without a copy; no lock is held across socket IO. The driver's own
 //! work is visible in [`Node::driver_stats`].

@@ -119,6 +119,11 @@ pub(crate) struct Driver {
     /// Sockets that used up their turn while still ready: serviced on the next poll, after the
     /// runtime has run the application's tasks (see `sockets::WRITE_BYTES_PER_TURN`).
     deferred: Vec<Token>,
+    /// The runtime runs every task on this thread (`current_thread`): a socket's write turn is
+    /// capped and a socket that had its turn waits for the next poll, so that readers on the
+    /// same thread keep up (see `sockets::WRITE_BYTES_PER_TURN`). On a multi-threaded runtime
+    /// the readers run in parallel, and the cap only adds wake-ups: turns are as before.
+    one_thread: bool,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
     /// Listeners whose accept failed with a resource error, retried at `accept_retry_at`.
@@ -154,8 +159,12 @@ impl Driver {
         shared: Arc<Shared>,
     ) -> Driver {
         let (connects_tx, connects_rx) = unbounded_channel();
+        let one_thread = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+        });
         Driver {
             engine,
+            one_thread,
             stats: DriverStats::default(),
             config,
             writable_due: Vec::new(),
@@ -210,7 +219,11 @@ impl Driver {
             }
         }
         // Still busy: let other tasks run, then continue.
-        Poll::Ready(Step::Yield)
+        if self.one_thread {
+            return Poll::Ready(Step::Yield);
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// One round; true if it did anything (another round may find more).

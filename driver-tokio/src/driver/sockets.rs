@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 
 /// Reads or writes on one socket per round before other sockets get their turn.
 const OPS_PER_TURN: usize = 16;
-/// Bytes one peer may write per turn; a socket that used up its turn waits for the driver's
-/// next poll, after the application's tasks have run.
+/// Bytes one peer may write per turn on a `current_thread` runtime; a socket that used up its
+/// turn waits for the driver's next poll, after the application's tasks have run.
 ///
 /// Small on purpose (two default segments): a writer that fills its socket faster than the
 /// reader takes the data keeps megabytes in flight in socket buffers and receive segments, out
@@ -179,13 +179,17 @@ impl Driver {
                 // Tokio reads into the segment's spare capacity: nothing to zero first.
                 engine.read_buf_from(peer, now, |buf| read_until_short(stream, buf))
             } else {
-                let quota = WRITE_BYTES_PER_TURN.saturating_sub(written);
+                let quota = if self.one_thread {
+                    WRITE_BYTES_PER_TURN.saturating_sub(written)
+                } else {
+                    usize::MAX
+                };
                 engine.write_to(peer, now, |slices| write_at_most(stream, slices, quota))
             };
             match moved {
                 Transfer::Moved(n) => {
                     written += n;
-                    if !reading && written >= WRITE_BYTES_PER_TURN {
+                    if !reading && self.one_thread && written >= WRITE_BYTES_PER_TURN {
                         break;
                     }
                 }
@@ -201,8 +205,10 @@ impl Driver {
         if !reading && written > 0 && slot.link.written(written) {
             self.writable_due.push(peer);
         }
-        if turn_used {
+        if turn_used && self.one_thread {
             self.deferred.push(token);
+        } else if turn_used {
+            self.next.push(token);
         }
     }
 
