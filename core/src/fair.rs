@@ -141,13 +141,22 @@ impl SharedBudget {
             self.queue.clear();
             self.stale = 0;
         }
-        if !self.contended {
-            return want.min(available);
-        }
-        if share.round == self.round && share.parked {
-            want.min(share.left).min(available)
+        let entitled = if !self.contended {
+            want
+        } else if share.round == self.round && share.parked {
+            want.min(share.left)
         } else {
+            return 0;
+        };
+        // Never a grant of the few bytes earned since the last one: the peer waits (parks)
+        // for a wake-up's worth (or all it is entitled to, if less) instead. Otherwise a driver
+        // that writes as fast as it can keeps the bucket near empty without ever being refused,
+        // contention never starts, and the peer it serves first takes most of the budget.
+        let floor = bucket.wake_amount().min(entitled).max(1);
+        if available < floor {
             0
+        } else {
+            entitled.min(available)
         }
     }
 

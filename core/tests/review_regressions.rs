@@ -389,3 +389,58 @@ fn a_download_limited_peer_reads_in_wake_up_sized_chunks_not_a_few_bytes_at_a_ti
         reads.len()
     );
 }
+
+#[test]
+fn peers_sharing_a_global_limit_get_equal_shares_from_a_driver_that_writes_as_fast_as_it_can() {
+    let start = Instant::now();
+    let rate = 4 << 20;
+    let (mut engine, listener) = engine(
+        Config {
+            global_limits: Limits::upload(Rate::per_second(rate)),
+            send_queue_high_water: 64 << 20,
+            ..Config::default()
+        },
+        start,
+    );
+    let peers: Vec<PeerId> = (1..=4)
+        .map(|i| accept(&mut engine, listener, i, start))
+        .collect();
+    let chunk = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    for &peer in &peers {
+        for _ in 0..8 {
+            engine.send(peer, chunk.clone(), start).unwrap();
+        }
+    }
+    drain(&mut engine);
+    // The first peer is served at every step, the others at every other one (2 us per socket
+    // call), for two virtual seconds; the second one is counted (the first writer takes the
+    // initial burst, by design). How often a driver serves a peer must not decide its share.
+    let mut sent = [0u64; 4];
+    for step in 0..250_000u64 {
+        let now = start + Duration::from_micros(8 * step);
+        engine.handle_timeout(now);
+        drain(&mut engine);
+        for (i, &peer) in peers.iter().enumerate() {
+            if (i > 0 && step % 2 == 1) || !engine.interest(peer).is_some_and(|i| i.write) {
+                continue;
+            }
+            let at = now + Duration::from_micros(2 * i as u64);
+            if let Transfer::Moved(n) = engine.write_to(peer, at, |slices| {
+                Ok(slices.iter().map(|s| s.len()).sum::<usize>().min(256 << 10))
+            }) {
+                if step >= 125_000 {
+                    sent[i] += n as u64;
+                }
+            }
+        }
+    }
+    let total: u64 = sent.iter().sum();
+    let burst = Rate::per_second(rate).burst();
+    assert!(total <= rate + burst, "{sent:?}");
+    assert!(total >= rate - burst, "{sent:?}");
+    let fair = total / 4;
+    for (i, &n) in sent.iter().enumerate() {
+        let error = (n as f64 - fair as f64).abs() / fair as f64;
+        assert!(error < 0.05, "peer {i}: {n} of {sent:?}");
+    }
+}
