@@ -77,9 +77,11 @@
 //! on the driver's next poll, after Tokio has run the other ready tasks and polled its IO driver
 //! (`yield_now`): a writer then never outruns a reader on the same thread, which keeps the data in
 //! flight small and cache-warm. On a multi-threaded runtime readers run in parallel and a socket
-//! that had its turn is serviced again in the next round. A read shorter than the room offered
-//! ends the turn and clears Tokio's readiness, as Tokio's own `poll_read` does (no `recv` spent on
-//! `WouldBlock`). When the engine turns a direction on, the driver tries it at once, since
+//! that had its turn is serviced again in the next round. On `current_thread`, a read shorter than
+//! the room offered also ends the turn and clears Tokio's readiness, as Tokio's own `poll_read`
+//! does (no `recv` spent on `WouldBlock`); on several threads the driver reads on, since data
+//! written meanwhile is cheaper to read at once. When the engine turns a direction on, the driver
+//! tries it at once, since
 //! readiness may have arrived while it was off. Received data reaches the application as the
 //! engine's pooled `Bytes`, without a copy; no lock is held across socket IO. The driver's own
 //! work is visible in [`Node::driver_stats`].
