@@ -70,7 +70,16 @@ impl Driver {
                 Transfer::Paused | Transfer::Closed => return,
             }
         }
-        self.deferred.push(Token::Read { slot, serial });
+        // The turn is used up but the socket may hold more: come back through the reactor (the
+        // socket's waker fires once async-io has polled for events), so that the executor runs
+        // the application and the reactor first. Only an event already delivered is retried on
+        // the next poll directly.
+        if socket
+            .poll_readable(&mut Context::from_waker(&waker))
+            .is_ready()
+        {
+            self.deferred.push(Token::Read { slot, serial });
+        }
     }
 
     pub(crate) fn service_write(&mut self, slot: usize, serial: u64) {
@@ -112,7 +121,13 @@ impl Driver {
                 Transfer::Paused | Transfer::Closed => return,
             }
         }
-        self.deferred.push(Token::Write { slot, serial });
+        // As for reads: the rest of the turn comes back through the reactor.
+        if socket
+            .poll_writable(&mut Context::from_waker(&waker))
+            .is_ready()
+        {
+            self.deferred.push(Token::Write { slot, serial });
+        }
     }
 
     fn service_connect(&mut self, slot: usize, serial: u64) {
