@@ -181,6 +181,39 @@ impl Engine {
     where
         F: FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     {
+        self.write_at_most(peer, now, usize::MAX, write)
+    }
+
+    /// [`write_to`](Self::write_to) offering at most `limit` bytes: for drivers that cap the
+    /// bytes one socket writes per turn (so a busy sender does not fill the receiver's window
+    /// in one go) and hand the rest to the next turn.
+    ///
+    /// ```
+    /// use openp2p_core::{Config, Engine, Transfer};
+    /// # let now = std::time::Instant::now();
+    /// # let mut engine = Engine::new(Config::default()).unwrap();
+    /// # let listener = engine.listen("127.0.0.1:1".parse().unwrap()).unwrap();
+    /// # engine.handle_listening(listener, "127.0.0.1:1".parse().unwrap(), now);
+    /// # let peer = engine.handle_accepted(listener, "10.0.0.1:5".parse().unwrap(), now).unwrap();
+    /// engine.send(peer, "abc".into(), now).unwrap();
+    /// engine.send(peer, "defg".into(), now).unwrap();
+    /// let mut wire = Vec::new();
+    /// let moved = engine.write_at_most(peer, now, 5, |slices| {
+    ///     slices.iter().for_each(|s| wire.extend_from_slice(s));
+    ///     Ok(wire.len())
+    /// });
+    /// assert_eq!((moved, &wire[..]), (Transfer::Moved(5), &b"abcde"[..]));
+    /// ```
+    pub fn write_at_most<F>(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        limit: usize,
+        write: F,
+    ) -> Transfer
+    where
+        F: FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
+    {
         let now = self.clock.observe(now);
         let Some(p) = self.peer_mut(peer) else {
             return Transfer::Closed;
@@ -192,10 +225,13 @@ impl Engine {
                 Transfer::Closed
             };
         }
-        if p.queue.is_empty() || p.blocks[UP] != Block::None {
+        if p.queue.is_empty() || p.blocks[UP] != Block::None || limit == 0 {
             return Transfer::Paused;
         }
-        let want = p.queue.queued();
+        let want = p
+            .queue
+            .queued()
+            .min(u64::try_from(limit).unwrap_or(u64::MAX));
         let Some(budget) = self.budget(peer, UP, want, now) else {
             return Transfer::Paused;
         };

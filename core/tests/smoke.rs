@@ -206,3 +206,29 @@ fn refused_pipelined_sends_and_accept_errors_are_reported_as_events() {
     assert_eq!(engine.global_stats().accept_errors, 1);
     assert_eq!(engine.stats(peer).unwrap().queued, 5);
 }
+
+#[test]
+fn write_at_most_offers_no_more_than_its_limit_across_queued_messages() {
+    let now = Instant::now();
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let listener = engine.listen("127.0.0.1:1".parse().unwrap()).unwrap();
+    engine.handle_listening(listener, "127.0.0.1:1".parse().unwrap(), now);
+    let peer = engine
+        .handle_accepted(listener, "10.0.0.1:5".parse().unwrap(), now)
+        .unwrap();
+    for part in ["abc", "defg", "hij"] {
+        engine.send(peer, part.into(), now).unwrap();
+    }
+    let mut wire = Vec::new();
+    let mut write = |engine: &mut Engine, limit| {
+        engine.write_at_most(peer, now, limit, |slices| {
+            let n: usize = slices.iter().map(|s| s.len()).sum();
+            slices.iter().for_each(|s| wire.extend_from_slice(s));
+            Ok(n)
+        })
+    };
+    assert_eq!(write(&mut engine, 5), Transfer::Moved(5));
+    assert_eq!(write(&mut engine, 0), Transfer::Paused);
+    assert_eq!(write(&mut engine, 100), Transfer::Moved(5));
+    assert_eq!(wire, b"abcdefghij");
+}
