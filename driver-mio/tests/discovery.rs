@@ -39,16 +39,27 @@ fn start() -> (Node, Events, SocketAddr) {
     (node, events, tcp)
 }
 
-#[test]
-fn two_nodes_discover_each_other_auto_connect_once_and_notice_a_departure() {
-    let (alice, mut alice_events, alice_tcp) = start();
-    let (bob, mut bob_events, bob_tcp) = start();
+/// Alice (key 1, the dialler) and Bob (key 2), listening and announcing to each other.
+/// Each with its events, TCP listener address and UDP port.
+fn discovering_pair() -> [(Node, Events, SocketAddr, u16); 2] {
+    let (alice, alice_events, alice_tcp) = start();
+    let (bob, bob_events, bob_tcp) = start();
     let (alice_udp, bob_udp) = (free_udp_port(), free_udp_port());
     alice
         .enable_discovery(options(1, "alice", alice_tcp, alice_udp, bob_udp))
         .expect("udp");
     bob.enable_discovery(options(2, "bob", bob_tcp, bob_udp, alice_udp))
         .expect("udp");
+    [
+        (alice, alice_events, alice_tcp, alice_udp),
+        (bob, bob_events, bob_tcp, bob_udp),
+    ]
+}
+
+#[test]
+fn two_nodes_discover_each_other_auto_connect_once_and_notice_a_departure() {
+    let [(alice, mut alice_events, alice_tcp, alice_udp), (bob, mut bob_events, bob_tcp, _)] =
+        discovering_pair();
 
     // Each side sees the other discovered and one connection between them; only the smaller
     // key dials, so alice's is outbound and bob's inbound. (A side may see the connection
@@ -132,14 +143,7 @@ fn until_discovered_and_connected(events: &mut Events) -> Vec<Event> {
 
 #[test]
 fn a_dropped_connection_is_dialled_again_and_only_once() {
-    let (alice, _alice_events, alice_tcp) = start();
-    let (bob, mut bob_events, bob_tcp) = start();
-    let (alice_udp, bob_udp) = (free_udp_port(), free_udp_port());
-    alice
-        .enable_discovery(options(1, "alice", alice_tcp, alice_udp, bob_udp))
-        .expect("udp");
-    bob.enable_discovery(options(2, "bob", bob_tcp, bob_udp, alice_udp))
-        .expect("udp");
+    let [(alice, _alice_events, _, _), (bob, mut bob_events, _, _)] = discovering_pair();
     let connected = |e: &Event| matches!(e, Event::Connected { .. });
     let Event::Connected { peer: first, .. } = expect(&mut bob_events, "Connected", connected)
     else {

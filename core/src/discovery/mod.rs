@@ -515,102 +515,82 @@ mod tests {
         Discovery::new(config, me, 1)
     }
 
+    const NINE: NodeKey = NodeKey([9; 16]);
+
+    /// `ms` after the test clock's base.
+    fn at(ms: u64) -> Instant {
+        crate::test_clock::base() + Duration::from_millis(ms)
+    }
+
+    /// Node 9's beacon arrives at `ms`; returns the node offered for dialling, if any.
+    fn hear_nine(d: &mut Discovery, ms: u64) -> Option<NodeKey> {
+        let src = "10.0.0.9:3000".parse().unwrap();
+        d.handle_datagram(src, &beacon(9, 4000), at(ms)).unwrap();
+        d.poll_dial().map(|(node, _)| node)
+    }
+
     #[test]
     fn a_node_whose_dial_failed_or_whose_connection_ended_is_offered_again_an_interval_later() {
-        let t0 = crate::test_clock::base();
-        let src = "10.0.0.9:3000".parse().unwrap();
-        let nine = NodeKey([9; 16]);
         let mut d = dialler();
-        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
-        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+        assert_eq!(hear_nine(&mut d, 0), Some(NINE));
         // Heard again while the dial is in flight, and while connected: no second offer.
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(1))
-            .unwrap();
-        assert_eq!(d.poll_dial(), None);
-        d.dial_outcome(nine, true, t0 + Duration::from_secs(1));
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(2))
-            .unwrap();
-        assert_eq!(d.poll_dial(), None, "connected");
+        assert_eq!(hear_nine(&mut d, 1000), None);
+        d.dial_outcome(NINE, true, at(1000));
+        assert_eq!(hear_nine(&mut d, 2000), None, "connected");
         // The connection ends: offered when heard, but not before an interval has passed.
-        d.dial_outcome(nine, false, t0 + Duration::from_secs(3));
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_millis(4900))
-            .unwrap();
-        assert_eq!(d.poll_dial(), None, "within the interval");
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(5))
-            .unwrap();
-        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+        d.dial_outcome(NINE, false, at(3000));
+        assert_eq!(hear_nine(&mut d, 4900), None, "within the interval");
+        assert_eq!(hear_nine(&mut d, 5000), Some(NINE));
         // A failed dial likewise.
-        d.dial_outcome(nine, false, t0 + Duration::from_secs(5));
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(7))
-            .unwrap();
-        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+        d.dial_outcome(NINE, false, at(5000));
+        assert_eq!(hear_nine(&mut d, 7000), Some(NINE));
     }
 
     #[test]
     fn a_connected_node_lost_and_heard_again_is_not_dialled_twice() {
-        let t0 = crate::test_clock::base();
-        let src = "10.0.0.9:3000".parse().unwrap();
-        let nine = NodeKey([9; 16]);
         let mut d = dialler();
-        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
-        assert!(d.poll_dial().is_some());
-        d.dial_outcome(nine, true, t0);
+        assert!(hear_nine(&mut d, 0).is_some());
+        d.dial_outcome(NINE, true, at(0));
         // Its beacons are lost for a while (lossy Wi-Fi); the TCP connection is fine.
-        d.handle_timeout(t0 + Duration::from_secs(8));
+        d.handle_timeout(at(8000));
         assert!(matches!(d.poll_event(), Some(Event::Discovered { .. })));
         assert!(matches!(d.poll_event(), Some(Event::Lost { .. })));
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(9))
-            .unwrap();
-        assert_eq!(d.poll_dial(), None, "still connected");
+        assert_eq!(hear_nine(&mut d, 9000), None, "still connected");
         // Once the connection ends, a lost node is forgotten entirely and dialled when found.
-        d.dial_outcome(nine, false, t0 + Duration::from_secs(10));
-        d.handle_timeout(t0 + Duration::from_secs(17));
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(18))
-            .unwrap();
-        assert_eq!(d.poll_dial().map(|(n, _)| n), Some(nine));
+        d.dial_outcome(NINE, false, at(10_000));
+        d.handle_timeout(at(17_000));
+        assert_eq!(hear_nine(&mut d, 18_000), Some(NINE));
     }
 
     #[test]
     fn check_dials_reports_the_peers_that_ended() {
-        let t0 = crate::test_clock::base();
-        let src = "10.0.0.9:3000".parse().unwrap();
-        let nine = NodeKey([9; 16]);
         let mut d = dialler();
-        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
-        assert!(d.poll_dial().is_some());
+        assert!(hear_nine(&mut d, 0).is_some());
         let peer = PeerId {
             index: 3,
             serial: 7,
         };
-        d.dial_started(nine, peer, t0);
-        d.check_dials(t0, |p| {
+        d.dial_started(NINE, peer, at(0));
+        d.check_dials(at(0), |p| {
             assert_eq!(p, peer);
             true
         });
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(3))
-            .unwrap();
-        assert_eq!(d.poll_dial(), None, "standing");
-        d.check_dials(t0 + Duration::from_secs(3), |_| false);
+        assert_eq!(hear_nine(&mut d, 3000), None, "standing");
+        d.check_dials(at(3000), |_| false);
         assert!(d.dialled.is_empty());
-        d.handle_datagram(src, &beacon(9, 4000), t0 + Duration::from_secs(5))
-            .unwrap();
-        assert_eq!(
-            d.poll_dial().map(|(n, _)| n),
-            Some(nine),
-            "ended: dialled again"
-        );
+        assert_eq!(hear_nine(&mut d, 5000), Some(NINE), "ended: dialled again");
     }
 
     #[test]
     fn reports_for_nodes_never_offered_change_nothing() {
-        let t0 = crate::test_clock::base();
         let mut d = dialler();
-        d.dial_outcome(NodeKey([9; 16]), true, t0);
-        d.dial_outcome(NodeKey([9; 16]), false, t0);
+        d.dial_outcome(NINE, true, at(0));
+        d.dial_outcome(NINE, false, at(0));
         assert!(d.links.is_empty());
-        let src = "10.0.0.9:3000".parse().unwrap();
-        d.handle_datagram(src, &beacon(9, 4000), t0).unwrap();
-        assert!(d.poll_dial().is_some(), "a fresh node is offered at once");
+        assert!(
+            hear_nine(&mut d, 0).is_some(),
+            "a fresh node is offered at once"
+        );
     }
 
     #[test]
