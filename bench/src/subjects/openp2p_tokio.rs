@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use tokio::runtime::Runtime;
 
 /// A sender node `send_now`ing a shared 1 MiB `Bytes` until `QueueFull`, then waiting for
-/// `Writable`; a receiver node whose application counts and drops `Received` data.
+/// `Writable`; a receiver node whose application counts and drops `Received` data. Both
+/// applications are spawned tasks, like the raw baseline's writer and reader.
 pub fn bulk(size: BulkSize) -> BenchResult<Span> {
     let rt = super::raw_tokio::runtime()?;
     rt.block_on(async {
@@ -57,20 +58,25 @@ pub fn bulk(size: BulkSize) -> BenchResult<Span> {
             }
             Ok(())
         });
-        let mut clock = BulkClock::new(size);
-        while !clock.done() {
-            match receiver.next_event().await {
-                Some(Event::Received { data, .. }) => {
-                    clock.add(data.len());
+        // A task, as the raw baseline's reader is (not the `block_on` thread).
+        let node = receiver.clone();
+        let receiving = tokio::spawn(async move {
+            let mut clock = BulkClock::new(size);
+            while !clock.done() {
+                match node.next_event().await {
+                    Some(Event::Received { data, .. }) => {
+                        clock.add(data.len());
+                    }
+                    Some(Event::Disconnected { reason, .. }) => {
+                        return Err(format!("openp2p-tokio bulk: {reason}"))
+                    }
+                    Some(_) => {}
+                    None => return Err("openp2p-tokio bulk: receiver stopped".to_string()),
                 }
-                Some(Event::Disconnected { reason, .. }) => {
-                    return Err(format!("openp2p-tokio bulk: {reason}").into())
-                }
-                Some(_) => {}
-                None => return Err("openp2p-tokio bulk: receiver stopped".into()),
             }
-        }
-        let span = clock.elapsed();
+            Ok(clock.elapsed())
+        });
+        let span = receiving.await??;
         sending.await??;
         sender.shutdown().await;
         receiver.shutdown().await;

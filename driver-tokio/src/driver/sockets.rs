@@ -140,7 +140,6 @@ impl Driver {
         let Some(socket) = slot.socket.as_mut() else {
             return;
         };
-        let one_thread = self.one_thread;
         let reading = token.action == Action::Read;
         let source = if reading { &socket.read } else { &socket.write };
         source.state.rearm();
@@ -175,15 +174,10 @@ impl Driver {
             }
             let stream = &socket.stream;
             let moved = if reading {
-                // Tokio reads into the segment's spare capacity: nothing to zero first. On one
-                // thread a short read drained the socket for this turn (the writer cannot run
-                // meanwhile); on several, data written meanwhile is cheaper to read now than
-                // after another readiness round trip.
-                if one_thread {
-                    engine.read_buf_from(peer, now, |buf| read_until_short(stream, buf))
-                } else {
-                    engine.read_buf_from(peer, now, |buf| stream.try_read_buf(buf))
-                }
+                // Tokio reads into the segment's spare capacity: nothing to zero first. A short
+                // read drained the socket: the turn ends there without a `recv` that would only
+                // say `WouldBlock`.
+                engine.read_buf_from(peer, now, |buf| read_until_short(stream, buf))
             } else {
                 let quota = if self.one_thread {
                     WRITE_BYTES_PER_TURN.saturating_sub(written)
