@@ -41,7 +41,8 @@ struct Cli {
     /// Seconds-long smoke run: tiny sizes, one run of each measurement.
     #[arg(long)]
     quick: bool,
-    /// Interleaved runs of each measurement; medians are reported [default: 5, 1 with --quick].
+    /// Interleaved runs of each measurement; medians are reported [default: 5, 1 with --quick;
+    /// bulk does three times as many].
     #[arg(long)]
     runs: Option<usize>,
     /// Only these workloads (comma-separated): bulk, echo, churn, idle, allocs, rate.
