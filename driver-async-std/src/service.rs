@@ -19,14 +19,18 @@ const CALLS_PER_TURN: usize = 8;
 /// Bytes one peer may write per turn; the rest waits for the driver's next poll, after the
 /// application (and every other task) has had its turn.
 ///
-/// Small on purpose (two default segments): a writer that fills its socket faster than the
+/// Small on purpose (three default segments): a writer that fills its socket faster than the
 /// reader takes the data keeps megabytes in flight in socket buffers and receive segments, out
 /// of the CPU cache, and turns the connection into one paced by window updates. With a small
 /// write turn and a larger read turn, a reader on the same executor (another peer of this node,
-/// or a node zipped with it) always catches up: measured on the 1 GiB loopback bench, 362 ->
-/// 200 ns CPU per KiB, as little as a raw async-io copy. Throughput is not capped: a socket
-/// that still takes data is serviced again on the next poll.
-const WRITE_BYTES_PER_TURN: usize = 256 * 1024;
+/// or a node zipped with it) always catches up. Throughput is not capped: a socket that still
+/// takes data is serviced again on the next poll. Measured on the runner's 1 GiB loopback bulk
+/// (`OPENP2P_BENCH_SUBJECTS=openp2p-async-std openp2p-bench --only bulk`, 9-12 runs each, builds
+/// alternated): 256 KiB median 5.0-6.0 GB/s; 384 KiB 6.2 GB/s at 0.16 ns CPU/B; 512 KiB falls
+/// into the slow mode (3 GB/s, 0.3 ns CPU/B) in most runs; 768 KiB in every run. Each turn
+/// costs a `send`, a poller re-arm and a reactor round, so the larger turn that stays clear of
+/// that cliff wins.
+const WRITE_BYTES_PER_TURN: usize = 384 * 1024;
 /// Connections one listener may accept per turn.
 const ACCEPTS_PER_TURN: usize = 64;
 /// How long a listener that failed to accept (out of descriptors) waits before trying again.
