@@ -1,6 +1,6 @@
 //! Throughput and echo latency of openp2p-async-std against raw async-io sockets, in one run.
 //!
-//!     cargo run --release -p openp2p-async-std --example bench -- [RUNS] [ECHO_SECONDS]
+//!     cargo run --release -p openp2p-async-std --example async_std_bench -- [RUNS] [ECHO_SECONDS]
 //!
 //! Each run measures, interleaved so that machine noise hits every side alike:
 //! - 1 GiB over one loopback connection, wall time and process CPU time: raw `Async<TcpStream>`

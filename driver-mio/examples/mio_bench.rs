@@ -1,7 +1,7 @@
 //! openp2p-mio against a raw mio loop doing the same work, in one run, interleaved.
 //!
 //! ```text
-//! cargo run --release -p openp2p-mio --example bench -- [runs=5] [GiB=1] [echo seconds=3]
+//! cargo run --release -p openp2p-mio --example mio_bench -- [runs=5] [GiB=1] [echo seconds=3]
 //! ```
 //!
 //! * **bulk**: one peer sends 1 GiB (default) to another over loopback. Raw: a sender thread and
