@@ -1,6 +1,6 @@
 //! The README echo service: every peer's stream is read and written back to it.
 //!
-//! `cargo run -p openp2p-tokio --example echo [-- 127.0.0.1:9988]`, then e.g. `nc 127.0.0.1 9988`.
+//! `cargo run -p openp2p-tokio --example tokio_echo [-- 127.0.0.1:9988]`, then e.g. `nc 127.0.0.1 9988`.
 
 use openp2p_tokio::{Config, Direction, Event, Node};
 

@@ -1,8 +1,8 @@
 //! The Echo service: listen on a port and send back whatever each peer sends.
 //!
 //! ```text
-//! cargo run -p openp2p-mio --example echo            # port 9988
-//! cargo run -p openp2p-mio --example echo -- 7000    # another port
+//! cargo run -p openp2p-mio --example mio_echo            # port 9988
+//! cargo run -p openp2p-mio --example mio_echo -- 7000    # another port
 //! nc 127.0.0.1 9988                                  # type a line: it comes back
 //! ```
 

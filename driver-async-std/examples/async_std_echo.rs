@@ -4,7 +4,7 @@
 //! driver is a task on smol's executor (`Node::new` + `smol::spawn`). Under async-std, spawn it
 //! with `async_std::task::spawn(driver)` instead: nothing else changes.
 //!
-//!     cargo run -p openp2p-async-std --example echo [-- MESSAGES]
+//!     cargo run -p openp2p-async-std --example async_std_echo [-- MESSAGES]
 
 use openp2p_async_std::{Config, Event, Framing, Node};
 use std::error::Error;
