@@ -13,8 +13,8 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// Tokens are bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Bucket {
-    rate: u64,
-    burst: u64,
+    /// The configured rate and burst (the peer's `Limits` are read back from its buckets).
+    limit: Rate,
     tokens: u64,
     /// Remainder of `elapsed_ns * rate` not yet worth a whole token, in units of 1/1e9 token.
     frac: u128,
@@ -25,8 +25,7 @@ impl Bucket {
     /// A full bucket.
     pub(crate) fn new(rate: Rate, now: Nanos) -> Self {
         Bucket {
-            rate: rate.bytes_per_sec(),
-            burst: rate.burst(),
+            limit: rate,
             tokens: rate.burst(),
             frac: 0,
             last: now,
@@ -36,10 +35,9 @@ impl Bucket {
     /// Applies a new rate from `now` on; time before `now` is accounted at the old rate.
     pub(crate) fn set_rate(&mut self, rate: Rate, now: Nanos) {
         self.refill(now);
-        self.rate = rate.bytes_per_sec();
-        self.burst = rate.burst();
-        if self.tokens >= self.burst {
-            self.tokens = self.burst;
+        self.limit = rate;
+        if self.tokens >= self.limit.burst() {
+            self.tokens = self.limit.burst();
             self.frac = 0;
         }
     }
@@ -50,16 +48,16 @@ impl Bucket {
         }
         let elapsed = u128::from(now - self.last);
         self.last = now;
-        if self.tokens >= self.burst {
+        if self.tokens >= self.limit.burst() {
             self.frac = 0;
             return;
         }
-        let earned = elapsed * u128::from(self.rate) + self.frac;
+        let earned = elapsed * u128::from(self.limit.bytes_per_sec()) + self.frac;
         let whole = earned / NANOS_PER_SEC;
         self.frac = earned % NANOS_PER_SEC;
         let tokens = u128::from(self.tokens) + whole;
-        if tokens >= u128::from(self.burst) {
-            self.tokens = self.burst;
+        if tokens >= u128::from(self.limit.burst()) {
+            self.tokens = self.limit.burst();
             self.frac = 0;
         } else {
             // Fits: below burst, which is a u64.
@@ -85,29 +83,34 @@ impl Bucket {
     /// does.
     pub(crate) fn ready_at(&mut self, want: u64, now: Nanos) -> Nanos {
         self.refill(now);
-        let want = want.clamp(1, self.burst);
+        let want = want.clamp(1, self.limit.burst());
         if self.tokens >= want {
             return now;
         }
         let missing = u128::from(want - self.tokens) * NANOS_PER_SEC - self.frac;
-        let wait = missing.div_ceil(u128::from(self.rate));
+        let wait = missing.div_ceil(u128::from(self.limit.bytes_per_sec()));
         now.saturating_add(u64::try_from(wait).unwrap_or(u64::MAX))
+    }
+
+    /// The rate (and burst) this bucket was configured with.
+    pub(crate) fn limit(&self) -> Rate {
+        self.limit
     }
 
     /// The most tokens the bucket holds.
     pub(crate) fn burst(&self) -> u64 {
-        self.burst
+        self.limit.burst()
     }
 
     /// How many tokens a throttled user should wait for before it is woken: enough to make the
     /// wake-up worth a system call, never more than the burst.
     pub(crate) fn wake_amount(&self) -> u64 {
-        (self.burst / 2).max(1)
+        (self.limit.burst() / 2).max(1)
     }
 
     #[cfg(test)]
     pub(crate) fn invariants(&self) {
-        debug_assert!(self.tokens <= self.burst);
+        debug_assert!(self.tokens <= self.limit.burst());
         debug_assert!(self.frac < NANOS_PER_SEC);
     }
 }

@@ -44,7 +44,7 @@ impl Engine {
             direction: p.direction,
             state: p.state(),
             framing: p.framing,
-            limits: p.limits,
+            limits: p.limits(),
         })
     }
 

@@ -74,9 +74,9 @@ pub(crate) struct Peer {
     pub(crate) direction: Direction,
     pub(crate) phase: Phase,
     pub(crate) framing: Framing,
-    pub(crate) limits: Limits,
     /// Upload and download buckets (`None`: unlimited), indexed by `UP` / `DOWN`; boxed, so a
-    /// peer without its own limits (most of a big swarm) does not carry them inline.
+    /// peer without its own limits (most of a big swarm) does not carry them inline. They also
+    /// hold the peer's `Limits` (see [`Peer::limits`]).
     pub(crate) buckets: [Option<Box<Bucket>>; 2],
     pub(crate) shares: [Share; 2],
     pub(crate) blocks: [Block; 2],
@@ -130,7 +130,6 @@ impl Peer {
                 Phase::Connected
             },
             framing,
-            limits,
             buckets: [bucket(limits.upload), bucket(limits.download)],
             shares: [Share::default(); 2],
             blocks: [Block::None; 2],
@@ -184,8 +183,16 @@ impl Peer {
         }
     }
 
+    /// The peer's current limits, as its buckets hold them.
+    pub(crate) fn limits(&self) -> Limits {
+        let rate = |dir: usize| self.buckets[dir].as_ref().map(|b| b.limit());
+        Limits {
+            upload: rate(UP),
+            download: rate(DOWN),
+        }
+    }
+
     pub(crate) fn set_limits(&mut self, limits: Limits, now: Nanos) {
-        self.limits = limits;
         for (dir, rate) in [(UP, limits.upload), (DOWN, limits.download)] {
             match (rate, &mut self.buckets[dir]) {
                 (Some(rate), Some(bucket)) => bucket.set_rate(rate, now),

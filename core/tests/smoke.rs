@@ -232,3 +232,31 @@ fn write_at_most_offers_no_more_than_its_limit_across_queued_messages() {
     assert_eq!(write(&mut engine, 100), Transfer::Moved(5));
     assert_eq!(wire, b"abcdefghij");
 }
+
+#[test]
+fn a_peers_limits_read_back_as_configured_and_as_changed() {
+    use openp2p_core::{Limits, Rate};
+    let now = Instant::now();
+    let configured = Limits {
+        upload: Some(Rate::per_second(64 * 1024).with_burst(3000)),
+        download: None,
+    };
+    let mut engine = Engine::new(Config {
+        peer_limits: configured,
+        ..Config::default()
+    })
+    .unwrap();
+    let peer = engine
+        .connect("127.0.0.1:7000".parse().unwrap(), now)
+        .unwrap();
+    assert_eq!(engine.peer(peer).unwrap().limits, configured);
+
+    let changed = Limits {
+        upload: None,
+        download: Some(Rate::per_second(1000)),
+    };
+    engine.set_limits(peer, changed, now).unwrap();
+    assert_eq!(engine.peer(peer).unwrap().limits, changed);
+    engine.set_limits(peer, Limits::UNLIMITED, now).unwrap();
+    assert_eq!(engine.peer(peer).unwrap().limits, Limits::UNLIMITED);
+}
