@@ -219,10 +219,30 @@ impl Driver {
 
     /// The driver is done: every handle learns that its peers are gone.
     fn finish(&mut self) {
-        // Refuse commands from now on, and drop those already queued so that whoever waits for
-        // a reply learns that the node has stopped.
+        // Refuse commands from now on. Of those already queued, sends a handle accepted come
+        // back as `SendRefused` (their peers are gone, and a send that returned `Ok` is never
+        // dropped silently); the rest are dropped, so that whoever waits for a reply learns
+        // that the node has stopped.
         self.commands.close();
-        while self.commands.try_pop().is_ok() {}
+        while let Ok(command) = self.commands.try_pop() {
+            match command {
+                Command::Send { peer, data, .. } => self.emit(Event::SendRefused {
+                    peer,
+                    error: SendError::UnknownPeer,
+                    data,
+                }),
+                Command::SendMany { peers, data } => {
+                    for (peer, _) in peers {
+                        self.emit(Event::SendRefused {
+                            peer,
+                            error: SendError::UnknownPeer,
+                            data: data.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
         self.table.clear();
         for reply in self.shutdown_replies.drain(..) {
             let _ = reply.try_send(());

@@ -233,8 +233,10 @@ impl Node {
     /// the peer's unwritten bytes past `Config::send_queue_high_water` is refused with
     /// [`SendError::QueueFull`] (nothing queued), and [`Event::Writable`] follows once they drain
     /// to `send_queue_low_water`. Frame-size and delimiter errors are reported here too. A send
-    /// that races with the peer's closing is accepted and then counted in that peer's
-    /// `Disconnected::unsent`.
+    /// that races with the peer's closing (or the node's end) is accepted and then counted in
+    /// that peer's `Disconnected::unsent` (`ConnectFailed::unsent`), or, once that event is out,
+    /// handed back as [`Event::SendRefused`] with `SendError::UnknownPeer`: nothing accepted
+    /// vanishes.
     pub async fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
         self.send_now(peer, data)
     }
