@@ -48,6 +48,8 @@ pub(crate) struct LinkState {
     pub(crate) want_writable: bool,
     /// No more sends: the application disconnected, or the engine refused data (closing).
     pub(crate) write_closed: bool,
+    /// The engine refused bytes the stream had accepted: its `poll_flush` fails from now on.
+    pub(crate) stream_write_refused: bool,
     pub(crate) end: Option<End>,
 }
 
@@ -129,17 +131,20 @@ impl PeerLink {
                 .queued
                 .saturating_sub(self.framing.framed_len(payload));
         } else {
-            self.refused(payload);
+            self.refused(payload, false);
         }
     }
 
     /// The engine refused a counted message of `payload` bytes: the peer no longer takes sends.
-    pub(crate) fn refused(&self, payload: usize) {
+    /// `from_stream`: the stream had accepted it (`poll_write` said `Ok`), so nobody else can
+    /// report it: the stream's `poll_flush` fails instead of reporting it delivered.
+    pub(crate) fn refused(&self, payload: usize, from_stream: bool) {
         let mut state = self.lock();
         state.queued = state
             .queued
             .saturating_sub(self.framing.framed_len(payload));
         state.write_closed = true;
+        state.stream_write_refused |= from_stream;
         if let Some(writer) = state.writer.take() {
             writer.wake();
         }

@@ -200,6 +200,10 @@ impl AsyncWrite for PeerStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.link.lock();
+        if state.stream_write_refused {
+            // Bytes `poll_write` accepted were refused (the peer started closing meanwhile).
+            return Poll::Ready(Err(Self::broken_pipe()));
+        }
         if state.queued == 0 {
             return Poll::Ready(Ok(()));
         }

@@ -307,8 +307,18 @@ impl Driver {
         Poll::Pending
     }
 
-    /// After `ShutdownComplete`: answer the waiters and end the event stream.
+    /// After `ShutdownComplete`: apply the commands still queued (a send a handle accepted
+    /// meanwhile comes back as `SendRefused`; later ones fail in the handle), answer the waiters
+    /// and end the event stream.
     fn finish(&mut self) {
+        self.commands.close();
+        // `try_recv` takes no cooperative budget: every queued command is reached.
+        while let Ok(command) = self.commands.try_recv() {
+            let now = Instant::now();
+            self.stats.commands += 1;
+            self.apply(command, now);
+            self.drain(now);
+        }
         for reply in self.shutdown_waiters.drain(..) {
             let _ = reply.send(());
         }
@@ -430,6 +440,10 @@ impl Driver {
             Command::Shutdown { reply } => {
                 self.shutdown_waiters.push(reply);
                 engine.shutdown(now);
+                // The engine takes no more sends: handles and streams refuse them at once.
+                for slot in self.peers.iter().flatten() {
+                    slot.link.close_writes();
+                }
             }
             Command::StreamClosed { peer } => {
                 let Some(slot) = self.slot_mut(peer) else {
@@ -504,7 +518,7 @@ impl Driver {
         };
         match error {
             SendError::QueueFull { .. } => slot.backlog.push_back(data),
-            _ => slot.link.refused(data.len()),
+            _ => slot.link.refused(data.len(), true),
         }
     }
 
@@ -525,9 +539,9 @@ impl Driver {
                     return;
                 }
                 Err(_) => {
-                    slot.link.refused(data.len());
+                    slot.link.refused(data.len(), true);
                     for data in slot.backlog.drain(..) {
-                        slot.link.refused(data.len());
+                        slot.link.refused(data.len(), true);
                     }
                 }
             }

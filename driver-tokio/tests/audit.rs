@@ -1,0 +1,131 @@
+//! Interleavings found by the driver audit: bytes a handle or a stream accepted must be written
+//! or reported, whatever the timing of shutdown and refusals.
+
+#[macro_use]
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use openp2p_tokio::{Config, Event, Node, SendError};
+use std::future::Future;
+use std::pin::Pin;
+use tokio::io::AsyncWriteExt;
+
+/// Polls `future` once, so that a command it sends is queued before whatever the test does next.
+async fn start<F: Future>(future: &mut Pin<Box<F>>) {
+    tokio::select! {
+        biased;
+        _ = future.as_mut() => {}
+        () = std::future::ready(()) => {}
+    }
+}
+
+/// A loopback peer for `node` that never closes on its own: a plain socket the test holds.
+async fn raw_peer(node: &Node) -> (openp2p_tokio::PeerId, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind(localhost())
+        .await
+        .expect("bind loopback");
+    let peer = node
+        .connect(listener.local_addr().expect("bound"))
+        .await
+        .expect("connect accepted");
+    let (socket, _) = listener.accept().await.expect("accept");
+    connected(node, peer).await;
+    (peer, socket)
+}
+
+/// A stream write queued behind `shutdown` is refused by the engine (the peer is closing): the
+/// stream's `flush` must say so instead of reporting the bytes delivered.
+async fn a_stream_write_queued_behind_shutdown_fails_its_flush() {
+    let node = Node::start(Config::default()).expect("valid config");
+    let (peer, remote) = raw_peer(&node).await;
+    let mut stream = node.stream(peer).expect("fresh stream");
+    let mut shutdown = Box::pin(node.shutdown());
+    start(&mut shutdown).await;
+    let wrote = stream.write_all(b"late").await;
+    let flushed = tokio::time::timeout(WAIT, stream.flush())
+        .await
+        .expect("flush ends");
+    assert!(
+        wrote.is_err() || flushed.is_err(),
+        "bytes the engine refused were reported flushed"
+    );
+    drop(remote);
+    tokio::time::timeout(WAIT, shutdown)
+        .await
+        .expect("shutdown completes once the remote closed");
+}
+
+/// Once `shutdown` was applied, the peer takes no sends: handles and streams are told at once.
+async fn writes_after_shutdown_fail_at_once() {
+    let node = Node::start(Config::default()).expect("valid config");
+    let (peer, remote) = raw_peer(&node).await;
+    let mut stream = node.stream(peer).expect("fresh stream");
+    let mut shutdown = Box::pin(node.shutdown());
+    start(&mut shutdown).await;
+    // A round trip through the driver: the shutdown before it was applied.
+    node.global_stats().await.expect("driver running");
+    assert_eq!(
+        node.send_now(peer, Bytes::from_static(b"late")),
+        Err(SendError::Closing)
+    );
+    let error = stream.write_all(b"late").await.expect_err("writes refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+    drop(remote);
+    tokio::time::timeout(WAIT, shutdown)
+        .await
+        .expect("shutdown completes once the remote closed");
+}
+
+/// Sends accepted while the node shuts down are applied or refused, never dropped with the
+/// command channel: more of them than the driver applies in one round, behind a shutdown that
+/// completes at once (the only peer is still connecting: its connect is abandoned).
+async fn sends_accepted_as_shutdown_completes_are_all_reported() {
+    // A listener whose accept queue is full: a connect to it stays pending (SYNs are dropped).
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&localhost().into()).expect("bind loopback");
+    socket.listen(0).expect("listen");
+    let addr = socket
+        .local_addr()
+        .expect("bound")
+        .as_socket()
+        .expect("an IP address");
+    let _filler = std::net::TcpStream::connect(addr).expect("the one queued connection");
+
+    let node = Node::start(Config::default()).expect("valid config");
+    let peer = node.connect(addr).await.expect("connect accepted");
+    let mut shutdown = Box::pin(node.shutdown());
+    start(&mut shutdown).await;
+    const SENDS: usize = 10_000;
+    let mut accepted = 0u64;
+    for _ in 0..SENDS {
+        if node.send_now(peer, Bytes::from_static(b"x")).is_ok() {
+            accepted += 1;
+        }
+    }
+    tokio::time::timeout(WAIT, shutdown)
+        .await
+        .expect("shutdown completes");
+    let mut reported = 0u64;
+    tokio::time::timeout(WAIT, async {
+        while let Some(event) = node.next_event().await {
+            match event {
+                Event::SendRefused { data, .. } => reported += data.len() as u64,
+                Event::ConnectFailed { unsent, .. } | Event::Disconnected { unsent, .. } => {
+                    reported += unsent
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the event stream ends");
+    assert_eq!(reported, accepted, "every accepted byte is reported unsent");
+}
+
+on_both_flavours!(
+    a_stream_write_queued_behind_shutdown_fails_its_flush,
+    writes_after_shutdown_fail_at_once,
+    sends_accepted_as_shutdown_completes_are_all_reported,
+);
