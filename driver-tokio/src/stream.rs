@@ -207,7 +207,9 @@ impl AsyncWrite for PeerStream {
         if state.queued == 0 {
             return Poll::Ready(Ok(()));
         }
-        if state.write_closed || state.end.is_some() {
+        // A closed sending side (`disconnect`, `shutdown`) still flushes what was queued: wait
+        // for it, unless the peer is gone.
+        if state.end.is_some() {
             return Poll::Ready(Err(Self::broken_pipe()));
         }
         state.writer = Some(cx.waker().clone());
