@@ -326,7 +326,11 @@ impl Node {
     /// Events wait in an unbounded queue until taken: an application must keep draining it (a
     /// task looping on `next_event` or the `events` stream), or memory grows with every event.
     pub async fn next_event(&self) -> Option<Event> {
-        std::future::poll_fn(|cx| self.shared.poll_event(cx)).await
+        NextEvent {
+            shared: &self.shared,
+            wait: None,
+        }
+        .await
     }
 
     /// The next event if one is waiting.
@@ -339,6 +343,7 @@ impl Node {
     pub fn events(&self) -> Events {
         Events {
             shared: self.shared.clone(),
+            wait: None,
         }
     }
 
@@ -398,12 +403,71 @@ impl Node {
 #[derive(Debug)]
 pub struct Events {
     shared: Arc<Shared>,
+    /// This stream's registration while it waits.
+    wait: Option<u64>,
 }
 
 impl Stream for Events {
     type Item = Event;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.shared.poll_event(cx)
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = &mut *self;
+        this.shared.poll_event(cx, &mut this.wait)
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.shared.give_up(&mut self.wait);
+    }
+}
+
+/// The future of [`Node::next_event`]: it unregisters its waker when dropped unfinished.
+struct NextEvent<'a> {
+    shared: &'a Shared,
+    wait: Option<u64>,
+}
+
+impl std::future::Future for NextEvent<'_> {
+    type Output = Option<Event>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = &mut *self;
+        this.shared.poll_event(cx, &mut this.wait)
+    }
+}
+
+impl Drop for NextEvent<'_> {
+    fn drop(&mut self) {
+        self.shared.give_up(&mut self.wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::task::{Wake, Waker};
+
+    struct Task;
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// Waits that are given up (a `timeout` or `select!` around `next_event` in short-lived
+    /// tasks, or a dropped `Events` stream) must not leave their task's waker behind: each one
+    /// keeps its task's allocation alive until the next event.
+    #[tokio::test]
+    async fn a_wait_given_up_leaves_no_waker_behind() {
+        let node = Node::start(Config::default()).expect("valid config");
+        for _ in 0..100 {
+            let waker = Waker::from(Arc::new(Task));
+            let mut cx = Context::from_waker(&waker);
+            let mut wait = std::pin::pin!(node.next_event());
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            let mut events = node.events();
+            assert!(Pin::new(&mut events).poll_next(&mut cx).is_pending());
+        }
+        assert_eq!(node.shared.lock().waiting(), 0);
     }
 }

@@ -16,8 +16,10 @@ use std::task::{Context, Poll, Waker};
 pub(crate) struct SharedState {
     /// Events not yet taken by the application.
     pub(crate) events: VecDeque<Event>,
-    /// Tasks waiting in `next_event` or on the event stream.
-    waiters: Vec<Waker>,
+    /// Tasks waiting in `next_event` or on the event stream, each under the id of its wait
+    /// (a wait given up removes its entry, so abandoned waits leave no waker behind).
+    waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
     /// The channel of every peer whose last event (`Disconnected` or `ConnectFailed`) the
     /// application has not taken yet, for `Node::stream`.
     pub(crate) links: HashMap<PeerId, Arc<PeerLink>>,
@@ -60,10 +62,23 @@ impl SharedState {
         }
     }
 
+    /// Tasks registered as waiting for an event.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
     /// Wakes every task waiting for an event.
     pub(crate) fn wake_waiters(&mut self) {
-        for waker in self.waiters.drain(..) {
+        for (_, waker) in self.waiters.drain(..) {
             waker.wake();
+        }
+    }
+
+    /// Removes a wait's waker, if it is still registered.
+    fn forget(&mut self, wait: &mut Option<u64>) {
+        if let Some(id) = wait.take() {
+            self.waiters.retain(|(waiter, _)| *waiter != id);
         }
     }
 }
@@ -93,19 +108,45 @@ impl Shared {
         self.ended.notify_waiters();
     }
 
-    /// The next event, `None` once the driver has stopped and every event was taken.
-    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    /// The next event, `None` once the driver has stopped and every event was taken. `wait`
+    /// identifies the caller's registration between polls; pass it to
+    /// [`give_up`](Self::give_up) when the caller stops waiting.
+    pub(crate) fn poll_event(
+        &self,
+        cx: &mut Context<'_>,
+        wait: &mut Option<u64>,
+    ) -> Poll<Option<Event>> {
         let mut state = self.lock();
         if let Some(event) = state.pop() {
+            state.forget(wait);
             return Poll::Ready(Some(event));
         }
         if state.ended {
+            state.forget(wait);
             return Poll::Ready(None);
         }
-        if !state.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            state.waiters.push(cx.waker().clone());
+        let registered = wait.and_then(|id| state.waiters.iter_mut().find(|(w, _)| *w == id));
+        match registered {
+            Some((_, waker)) => {
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
+            }
+            None => {
+                let id = state.next_waiter;
+                state.next_waiter += 1;
+                state.waiters.push((id, cx.waker().clone()));
+                *wait = Some(id);
+            }
         }
         Poll::Pending
+    }
+
+    /// The caller of `poll_event` stopped waiting: forget its waker.
+    pub(crate) fn give_up(&self, wait: &mut Option<u64>) {
+        if wait.is_some() {
+            self.lock().forget(wait);
+        }
     }
 
     /// Like `poll_event` without waiting.
