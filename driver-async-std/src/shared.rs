@@ -94,7 +94,17 @@ impl PeerShared {
             let len = match config.admit(self.framing, data, queued) {
                 Ok(len) => len,
                 Err(full @ SendError::QueueFull { .. }) => {
-                    self.notify_writable.store(true, Ordering::Release);
+                    // Ask for `Writable`, then look again: the driver may have released the
+                    // credit after `queued` was read and before the request was stored, seeing no
+                    // refusal to report (and no release may ever follow). With both sides
+                    // sequentially consistent, either that release shows here (retry against
+                    // the drained queue) or it comes later and sees the request.
+                    self.notify_writable.store(true, Ordering::SeqCst);
+                    let again = self.queued.load(Ordering::SeqCst);
+                    if again != queued {
+                        queued = again;
+                        continue;
+                    }
                     return Err(full);
                 }
                 Err(e) => return Err(e),
@@ -130,15 +140,16 @@ impl PeerShared {
 
     /// `n` admitted bytes left the credit (written or dropped). True when a `Writable` is due.
     pub(crate) fn release(&self, n: u64, limits: QueueLimits) -> bool {
+        // Sequentially consistent with `admit`'s refusal (see there).
         let before = self
             .queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
                 Some(q.saturating_sub(n))
             })
             .unwrap_or_else(|q| q);
         let after = before.saturating_sub(n);
         self.writer.wake();
-        after <= limits.low_water && self.notify_writable.swap(false, Ordering::AcqRel)
+        after <= limits.low_water && self.notify_writable.swap(false, Ordering::SeqCst)
     }
 
     pub(crate) fn queued(&self) -> u64 {
@@ -415,5 +426,99 @@ mod tests {
         assert_eq!(table.with(id, |p| p.id), Some(id));
         table.remove(id);
         assert_eq!(table.with(id, |p| p.id), None);
+    }
+}
+
+#[cfg(test)]
+mod race {
+    use super::*;
+    use openp2p_core::{Config, Engine};
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    /// A sender told `QueueFull` while the driver drains the queue on another thread is always
+    /// told `Writable` later: the refusal and the last release never miss each other (or the
+    /// sender sees the drained queue and is admitted). The threads meet at a spin barrier with
+    /// the sender's start swept over a range of offsets, so the release lands in every part of
+    /// the admission.
+    #[test]
+    fn a_refusal_racing_the_last_release_is_never_left_without_writable() {
+        const LIMITS: QueueLimits = QueueLimits {
+            high_water: 100,
+            low_water: 40,
+            max_frame: 64,
+        };
+        const STOP: usize = usize::MAX;
+        let config = Config {
+            send_queue_high_water: 100,
+            send_queue_low_water: 40,
+            ..Config::default()
+        };
+        let id = Engine::new(Config::default())
+            .expect("default config")
+            .connect("127.0.0.1:9".parse().expect("addr"), Instant::now())
+            .expect("connect");
+        // The round the releasing thread is asked to run, and the last one it finished (with
+        // whether its release reported `Writable`, in the lowest bit).
+        let go = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let current = Arc::new(Mutex::new(PeerShared::new(id, Framing::Raw)));
+        let releaser = {
+            let (go, finished, current) = (go.clone(), finished.clone(), current.clone());
+            std::thread::spawn(move || {
+                let mut last = 0;
+                loop {
+                    let round = loop {
+                        let round = go.load(Ordering::SeqCst);
+                        if round != last {
+                            break round;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    if round == STOP {
+                        return;
+                    }
+                    last = round;
+                    let shared = Arc::clone(&current.lock().expect("lock"));
+                    let writable = shared.release(100, LIMITS);
+                    finished.store(round << 1 | usize::from(writable), Ordering::SeqCst);
+                }
+            })
+        };
+        let (started, mut round, mut lost, mut raced) = (Instant::now(), 0, 0, 0);
+        while round < 100_000 && started.elapsed() < Duration::from_secs(2) {
+            let shared = PeerShared::new(id, Framing::Raw);
+            assert_eq!(shared.admit(&Bytes::from(vec![0; 100]), &config), Ok(100));
+            *current.lock().expect("lock") = Arc::clone(&shared);
+            round += 1;
+            go.store(round, Ordering::SeqCst);
+            for _ in 0..round % 64 {
+                std::hint::spin_loop();
+            }
+            let refused = matches!(
+                shared.admit(&Bytes::from_static(b"x"), &config),
+                Err(SendError::QueueFull { .. })
+            );
+            let report = loop {
+                let report = finished.load(Ordering::SeqCst);
+                if report >> 1 == round {
+                    break report;
+                }
+                std::hint::spin_loop();
+            };
+            let writable = report & 1 == 1;
+            raced += usize::from(refused);
+            lost += usize::from(refused && !writable);
+        }
+        go.store(STOP, Ordering::SeqCst);
+        releaser.join().expect("releasing thread");
+        assert!(
+            raced > 0,
+            "no refusal in {round} rounds: the race was never run"
+        );
+        assert_eq!(
+            lost, 0,
+            "{lost} of {raced} refusals never got their Writable ({round} rounds)"
+        );
     }
 }
