@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use openp2p_tokio::{Config, Event, Limits, Node, Rate, SendError};
+use openp2p_tokio::{Config, Event, Limits, Node, PeerState, Rate, SendError};
 use std::future::Future;
 use std::pin::Pin;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -163,7 +163,72 @@ async fn flush_after_disconnect_waits_for_the_queued_bytes() {
     );
 }
 
+/// A peer's `Disconnected` is its last event (but for `SendRefused`): a `Writable` made due by
+/// the same write turn that ended the peer must not follow it.
+///
+/// The peer's queue is held by a tiny upload limit until `send_now` reports `QueueFull`; the
+/// remote then half-closes (without `half_close` the peer drains and closes) and the limit is
+/// lifted: one write turn takes the queue in several 64-message writes, and the last one closes
+/// the peer.
+async fn no_writable_follows_disconnected() {
+    let config = Config {
+        send_queue_high_water: 32 * 1024,
+        send_queue_low_water: 16 * 1024,
+        ..Config::default()
+    };
+    let node = Node::start(config).expect("valid config");
+    let (peer, mut remote) = raw_peer(&node).await;
+    node.set_limits(peer, Limits::upload(Rate::per_second(1)))
+        .await
+        .expect("live peer");
+    let message = Bytes::from(vec![7u8; 64]);
+    let mut accepted = 0;
+    while node.send_now(peer, message.clone()).is_ok() {
+        accepted += 1;
+        assert!(accepted < 10_000, "the queue fills up");
+    }
+    remote.shutdown().await.expect("half-close the remote");
+    tokio::time::timeout(WAIT, async {
+        // The node reads the remote's EOF and starts draining.
+        while node
+            .peer_info(peer)
+            .await
+            .is_some_and(|info| info.state == PeerState::Connected)
+        {}
+    })
+    .await
+    .expect("the node sees the remote's EOF");
+    // `UnknownId` if the peer is already gone (the test then proves nothing, but cannot fail).
+    let _ = node.set_limits(peer, Limits::UNLIMITED).await;
+    let mut after_disconnect = Vec::new();
+    let mut disconnected = false;
+    tokio::time::timeout(WAIT, async {
+        while !disconnected {
+            let event = node.next_event().await.expect("node running");
+            if event.peer() != Some(peer) {
+                continue;
+            }
+            if matches!(event, Event::Disconnected { .. }) {
+                disconnected = true;
+            }
+        }
+        // Whatever the driver delivered with it is in the queue now.
+        while let Some(event) = node.try_next_event() {
+            if event.peer() == Some(peer) {
+                after_disconnect.push(event);
+            }
+        }
+    })
+    .await
+    .expect("the peer closes");
+    assert!(
+        after_disconnect.is_empty(),
+        "events after Disconnected: {after_disconnect:?}"
+    );
+}
+
 on_both_flavours!(
+    no_writable_follows_disconnected,
     flush_after_disconnect_waits_for_the_queued_bytes,
     a_stream_write_queued_behind_shutdown_fails_its_flush,
     writes_after_shutdown_fail_at_once,

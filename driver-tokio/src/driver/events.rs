@@ -129,10 +129,19 @@ impl Driver {
             }
             next = self.engine.poll_event();
         }
-        for peer in self.writable_due.drain(..) {
-            state.events.push_back(Event::Writable { peer });
-            queued = true;
+        let mut writable_due = std::mem::take(&mut self.writable_due);
+        for peer in writable_due.drain(..) {
+            // The write turn that made it due may have ended the peer: `Disconnected` (just
+            // delivered) is then its last event.
+            let live = self
+                .link_of(&state.links, peer)
+                .is_some_and(|link| link.lock().end.is_none());
+            if live {
+                state.events.push_back(Event::Writable { peer });
+                queued = true;
+            }
         }
+        self.writable_due = writable_due;
         if queued {
             state.wake_waiters();
         }
