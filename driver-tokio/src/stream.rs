@@ -36,7 +36,10 @@ const STAGING: usize = 64 * 1024;
 /// `Disconnected`, ...) still go to the event queue. Writes are queued in the engine like
 /// [`Node::send`](crate::Node::send) and obey the peer's upload limit: `poll_write` waits while
 /// the send queue is at its high-water mark (`Config::send_queue_high_water`). `poll_flush`
-/// waits until the socket took everything queued for the peer. A reader more than
+/// waits until the socket took everything queued for the peer (also after `disconnect` or
+/// `shutdown`, which still deliver it); it fails with `BrokenPipe` if the peer ended first, or
+/// if the peer started closing before a write it had accepted reached the engine (those bytes
+/// were dropped: nothing else reports them). A reader more than
 /// `max(4 segments, 1 MiB)` behind pauses reading from the socket until it catches up.
 ///
 /// Reads return EOF after a clean close (the remote closed, or `disconnect`), or an error
