@@ -6,7 +6,10 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use openp2p_tokio::{Config, Event, Limits, Node, PeerState, Rate, SendError};
+use openp2p_tokio::{
+    BindError, Config, ConnectError, Event, Limits, Node, PeerState, Rate, SendError, StreamError,
+    UnknownId,
+};
 use std::future::Future;
 use std::pin::Pin;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -227,7 +230,66 @@ async fn no_writable_follows_disconnected() {
     );
 }
 
+/// Misuse never panics and always answers: stale ids, a second `stream`, and every call after
+/// the node has stopped.
+async fn misuse_is_answered_not_panicked() {
+    let (server, addr) = listening(Config::default()).await;
+    let node = Node::start(Config::default()).expect("valid config");
+    let peer = node.connect(addr).await.expect("connect accepted");
+    let stream = node.stream(peer).expect("first take");
+    assert_eq!(
+        node.stream(peer).map(|_| ()),
+        Err(StreamError::AlreadyTaken)
+    );
+    node.abort(peer).await.expect("live peer");
+    wait_for(&node, |e| match e {
+        Event::Disconnected { peer: p, .. } | Event::ConnectFailed { peer: p, .. } if p == peer => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    // `peer` is stale now.
+    let data = Bytes::from_static(b"x");
+    assert_eq!(
+        node.send_now(peer, data.clone()),
+        Err(SendError::UnknownPeer)
+    );
+    assert_eq!(node.send_many_now(&[peer], data.clone()).len(), 1);
+    assert_eq!(node.queued(peer), None);
+    assert_eq!(node.stream(peer).map(|_| ()), Err(StreamError::UnknownPeer));
+    assert_eq!(node.disconnect(peer).await, Err(UnknownId));
+    assert_eq!(node.abort(peer).await, Err(UnknownId));
+    assert_eq!(
+        node.set_limits(peer, Limits::UNLIMITED).await,
+        Err(UnknownId)
+    );
+    assert!(node.stats(peer).await.is_none());
+    assert!(node.peer_info(peer).await.is_none());
+    drop(stream);
+    tokio::time::timeout(WAIT, node.shutdown())
+        .await
+        .expect("shutdown completes");
+    tokio::time::timeout(WAIT, async { while node.next_event().await.is_some() {} })
+        .await
+        .expect("the event stream ends");
+    // Stopped.
+    assert!(node.next_event().await.is_none());
+    assert_eq!(
+        node.send_now(peer, data.clone()),
+        Err(SendError::UnknownPeer)
+    );
+    assert_eq!(node.listen(localhost()).await, Err(BindError::ShuttingDown));
+    assert_eq!(node.connect(addr).await, Err(ConnectError::ShuttingDown));
+    assert!(node.global_stats().await.is_none());
+    assert!(node.driver_stats().await.is_none());
+    node.set_global_limits(Limits::UNLIMITED).await;
+    node.shutdown().await;
+    server.shutdown().await;
+}
+
 on_both_flavours!(
+    misuse_is_answered_not_panicked,
     no_writable_follows_disconnected,
     flush_after_disconnect_waits_for_the_queued_bytes,
     a_stream_write_queued_behind_shutdown_fails_its_flush,
