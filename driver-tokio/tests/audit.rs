@@ -118,9 +118,15 @@ async fn sends_accepted_as_shutdown_completes_are_all_reported() {
             .expect("shutdown completes");
     }
     let mut reported = 0u64;
+    let mut after_complete = Vec::new();
+    let mut complete = false;
     tokio::time::timeout(WAIT, async {
         while let Some(event) = node.next_event().await {
+            if complete {
+                after_complete.push(format!("{event:?}"));
+            }
             match event {
+                Event::ShutdownComplete => complete = true,
                 Event::SendRefused { data, .. } => reported += data.len() as u64,
                 Event::ConnectFailed { unsent, .. } | Event::Disconnected { unsent, .. } => {
                     reported += unsent
@@ -132,6 +138,12 @@ async fn sends_accepted_as_shutdown_completes_are_all_reported() {
     .await
     .expect("the event stream ends");
     assert_eq!(reported, accepted, "every accepted byte is reported unsent");
+    assert!(complete, "ShutdownComplete was delivered");
+    after_complete.truncate(3);
+    assert!(
+        after_complete.is_empty(),
+        "ShutdownComplete is the last event, but these followed: {after_complete:?}"
+    );
 }
 
 /// `disconnect` is graceful: what the stream wrote before it is still delivered, and `flush`

@@ -120,7 +120,12 @@ impl Driver {
                         } => {
                             self.reply_listen(*listener, Err(BindError::Io(*error)));
                         }
-                        Event::ShutdownComplete => self.finished = true,
+                        Event::ShutdownComplete => {
+                            // Delivered last, by `finish`, after the commands still queued.
+                            self.finished = true;
+                            next = self.engine.poll_event();
+                            continue;
+                        }
                         _ => {}
                     }
                     state.events.push_back(event);

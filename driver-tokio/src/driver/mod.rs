@@ -307,9 +307,9 @@ impl Driver {
         Poll::Pending
     }
 
-    /// After `ShutdownComplete`: apply the commands still queued (a send a handle accepted
-    /// meanwhile comes back as `SendRefused`; later ones fail in the handle), answer the waiters
-    /// and end the event stream.
+    /// After the engine's `ShutdownComplete`: apply the commands still queued (a send a handle
+    /// accepted meanwhile comes back as `SendRefused`; later ones fail in the handle), deliver
+    /// `ShutdownComplete` as the last event, answer the waiters and end the event stream.
     fn finish(&mut self) {
         self.commands.close();
         // `try_recv` takes no cooperative budget: every queued command is reached.
@@ -319,6 +319,10 @@ impl Driver {
             self.apply(command, now);
             self.drain(now);
         }
+        self.shared
+            .lock()
+            .events
+            .push_back(openp2p_core::Event::ShutdownComplete);
         for reply in self.shutdown_waiters.drain(..) {
             let _ = reply.send(());
         }
