@@ -131,8 +131,11 @@ fn forward(
     let mut events: Vec<Event> = std::iter::from_fn(|| discovery.poll_event()).collect();
     if !events.is_empty() {
         let mut state = shared.lock();
-        state.events.extend(events.drain(..));
-        state.wake_waiters();
+        // Nothing follows the node's `ShutdownComplete`.
+        if !state.ended {
+            state.events.extend(events.drain(..));
+            state.wake_waiters();
+        }
     }
     while let Some((node, addr)) = discovery.poll_dial() {
         let Some(commands) = commands.upgrade() else {

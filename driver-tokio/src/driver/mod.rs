@@ -139,7 +139,7 @@ impl Drop for Driver {
     /// Also when the task is dropped early (the runtime shut down, or a bug panicked): handles
     /// waiting for events or stream data must not wait forever.
     fn drop(&mut self) {
-        self.end_shared();
+        self.end_shared(false);
     }
 }
 
@@ -319,10 +319,6 @@ impl Driver {
             self.apply(command, now);
             self.drain(now);
         }
-        self.shared
-            .lock()
-            .events
-            .push_back(openp2p_core::Event::ShutdownComplete);
         for reply in self.shutdown_waiters.drain(..) {
             let _ = reply.send(());
         }
@@ -331,12 +327,18 @@ impl Driver {
         }
         self.peers.clear();
         self.listeners.clear();
-        self.end_shared();
+        self.end_shared(true);
     }
 
-    /// Ends the event stream and every peer's stream (idempotent).
-    fn end_shared(&self) {
+    /// Ends the event stream (after `ShutdownComplete` if `complete`) and every peer's stream
+    /// (idempotent).
+    fn end_shared(&self, complete: bool) {
         let mut shared = self.shared.lock();
+        if complete && !shared.ended {
+            shared
+                .events
+                .push_back(openp2p_core::Event::ShutdownComplete);
+        }
         shared.ended = true;
         for (_, link) in shared.links.drain() {
             link.disconnected(openp2p_core::DisconnectReason::Shutdown);
