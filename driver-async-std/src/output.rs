@@ -5,7 +5,8 @@ use crate::driver::Driver;
 use crate::error::BindError;
 use crate::wake::Token;
 use async_io::Async;
-use openp2p_core::{Event, Io};
+use openp2p_core::{ConnectFailure, DisconnectReason, Event, Io};
+use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,8 +102,18 @@ impl Driver {
                 reason,
                 unsent,
             } => {
+                // A stream of the peer reads why the connect failed (an abandoned connect
+                // reads as a plain end).
+                let as_disconnect = match reason {
+                    ConnectFailure::Refused => {
+                        Some(DisconnectReason::Io(io::ErrorKind::ConnectionRefused))
+                    }
+                    ConnectFailure::TimedOut => Some(DisconnectReason::Io(io::ErrorKind::TimedOut)),
+                    ConnectFailure::Io(kind) => Some(DisconnectReason::Io(kind)),
+                    _ => None,
+                };
                 let dropped = self.peer_mut(peer).map_or(0, |p| {
-                    p.shared.mark_closed(None);
+                    p.shared.mark_closed(as_disconnect);
                     p.dropped
                 });
                 Event::ConnectFailed {

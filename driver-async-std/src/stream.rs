@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 ///
 /// Reading yields the peer's received data (payloads without framing, in order), then EOF once
 /// the peer has closed cleanly, or the error that closed it (a reset reads as
-/// `ConnectionReset`). Each write is one [`Node::send`](crate::Node::send) of a copy of the
+/// `ConnectionReset`, a failed connect as `ConnectionRefused`, `TimedOut` or its socket error). Each write is one [`Node::send`](crate::Node::send) of a copy of the
 /// buffer, so in a framed mode each write is one message (use [`Framing::Raw`] for a plain byte
 /// stream); a write waits (returns `Pending`) while the peer's send queue is at its high-water
 /// mark. `flush` waits until the socket has taken every byte written; `close` disconnects

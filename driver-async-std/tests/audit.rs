@@ -6,9 +6,29 @@ mod common;
 
 use bytes::Bytes;
 use futures_lite::future::{self, poll_once};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use openp2p_async_std::{Config, Event, Node, SendError};
-use std::net::TcpListener;
+use socket2::{Domain, Socket, Type};
+use std::net::{SocketAddr, TcpStream};
 use std::pin::pin;
+use std::time::Duration;
+
+/// A loopback address whose connects stay in flight: its listener's accept queue (backlog 0) is
+/// held full by one connection nobody accepts, so the kernel drops further SYNs and the first
+/// retransmission is a second away. Keep the returned sockets alive.
+fn unanswered() -> (Socket, TcpStream, SocketAddr) {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    listener.bind(&addr.into()).expect("bind");
+    listener.listen(0).expect("listen");
+    let addr = listener
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet");
+    let filler = TcpStream::connect(addr).expect("the one queued connection");
+    (listener, filler, addr)
+}
 
 /// Every send the handle accepted (`Ok`) is written, counted as `unsent` in the peer's last event,
 /// or handed back as `SendRefused`, even when the node finishes with sends still queued for it.
@@ -17,11 +37,9 @@ fn sends_queued_when_the_node_finishes_are_handed_back() {
     const SENDS: usize = 2_000;
     future::block_on(async {
         let (node, mut driver) = Node::new(Config::default()).expect("valid config");
-        let target = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = target.local_addr().expect("addr");
+        let (_listener, _filler, addr) = unanswered();
 
-        // The driver learns of the peer; its connect is still in flight (only the driver's next
-        // round could complete it, and that round applies the queued commands first).
+        // The driver learns of the peer; its connect stays in flight.
         let mut connect = pin!(node.connect(addr));
         assert!(
             poll_once(&mut connect).await.is_none(),
@@ -60,6 +78,49 @@ fn sends_queued_when_the_node_finishes_are_handed_back() {
             unsent + refused as u64,
             SENDS as u64,
             "{unsent} unsent + {refused} handed back of {SENDS} accepted"
+        );
+    });
+}
+
+/// A stream whose connect fails reads the failure, not a clean EOF: `Ok(0)` would tell the
+/// application that the remote closed after sending everything.
+#[test]
+fn a_stream_whose_connect_times_out_reads_the_time_out() {
+    future::block_on(async {
+        let config = Config {
+            connect_timeout: Duration::from_millis(200),
+            ..Config::default()
+        };
+        let (node, mut driver) = Node::new(config).expect("valid config");
+        let (_listener, _filler, addr) = unanswered();
+
+        // Take the stream while the connect is in flight (the driver has polled it once).
+        let mut connect = pin!(node.connect(addr));
+        assert!(
+            poll_once(&mut connect).await.is_none(),
+            "waits for the driver"
+        );
+        assert!(poll_once(&mut driver).await.is_none());
+        let peer = connect.await.expect("connect queued");
+        let mut stream = node.stream(peer).expect("the peer is connecting");
+
+        let mut buf = [0u8; 16];
+        let read = common::within(
+            "the stream's read",
+            future::or(stream.read(&mut buf), async {
+                (&mut driver).await;
+                panic!("the driver stopped");
+            }),
+        )
+        .await;
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+        let mut write = pin!(stream.write(b"x"));
+        assert!(
+            matches!(poll_once(&mut write).await, Some(Err(_))),
+            "writing fails at once too"
         );
     });
 }
