@@ -142,12 +142,13 @@ impl Node {
     /// Answers at once, without waiting for the driver: the node keeps a mirror of every peer's
     /// send queue and applies the engine's own admission rule to it, so `QueueFull` (wait for
     /// [`Event::Writable`]), `FrameTooLarge`, `DelimiterInPayload`, `Closing` (after
-    /// `disconnect`, `abort` or `shutdown`) and `UnknownPeer` come back here. A message accepted here that the engine
-    /// then refuses (the peer started closing meanwhile) comes back as [`Event::SendRefused`]
-    /// with the data, in order with the peer's other events; one for a peer that is already
-    /// gone (its [`Event::Disconnected`] or [`Event::ConnectFailed`] was on its way) comes back
-    /// after that event as `SendRefused` with [`SendError::UnknownPeer`]: nothing accepted here
-    /// vanishes.
+    /// `disconnect`, `abort` or `shutdown`) and `UnknownPeer` come back here. A message
+    /// accepted here that the engine then refuses (the peer started closing meanwhile) comes
+    /// back as [`Event::SendRefused`] with the data, in order with the peer's other events; one
+    /// for a peer that is already gone (its [`Event::Disconnected`] or [`Event::ConnectFailed`]
+    /// was on its way, or the node finished shutting down) comes back after that event as
+    /// `SendRefused` with [`SendError::UnknownPeer`] (before [`Event::ShutdownComplete`]):
+    /// nothing accepted here vanishes.
     pub fn send_now(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {
         let link = self
             .shared
