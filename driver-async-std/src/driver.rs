@@ -243,14 +243,18 @@ impl Driver {
                 _ => {}
             }
         }
+        if self.finished {
+            // The engine completed its shutdown (held back by `route` until now).
+            self.emit(Event::ShutdownComplete);
+        }
         self.table.clear();
+        self.peers.clear();
+        self.listeners.clear();
+        // One lock for the last events and the close: nothing (discovery) slips in after them.
+        self.events.push_all_and_close(&mut self.outbox);
         for reply in self.shutdown_replies.drain(..) {
             let _ = reply.try_send(());
         }
-        self.peers.clear();
-        self.listeners.clear();
-        self.deliver();
-        self.events.close();
     }
 
     // ----- commands ----------------------------------------------------------------------------

@@ -167,8 +167,10 @@ impl Driver {
                 }
             }
             Event::ShutdownComplete => {
+                // Held back until the driver finishes: sends still being applied or queued are
+                // handed back first, so `ShutdownComplete` is the last event.
                 self.finished = true;
-                Event::ShutdownComplete
+                return;
             }
             other => other,
         };

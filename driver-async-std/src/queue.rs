@@ -96,6 +96,20 @@ impl<T> Queue<T> {
         true
     }
 
+    /// Queues `items` (left empty) and closes the queue under one lock, so no other producer's
+    /// item can follow them. A queue already closed drops them.
+    pub(crate) fn push_all_and_close(&self, items: &mut Vec<T>) {
+        let mut state = self.lock();
+        if state.closed {
+            items.clear();
+        } else {
+            state.items.extend(items.drain(..));
+        }
+        state.closed = true;
+        wake_all(&mut state.waiters);
+        wake_all(&mut state.close_waiters);
+    }
+
     /// The next item if one is queued.
     pub(crate) fn try_pop(&self) -> Result<T, Empty> {
         let mut state = self.lock();

@@ -60,8 +60,9 @@ fn sends_queued_when_the_node_finishes_are_handed_back() {
         driver.await;
         shutdown.await;
 
-        let (mut unsent, mut refused) = (0u64, 0usize);
+        let (mut unsent, mut refused, mut last) = (0u64, 0usize, None);
         while let Some(event) = node.next_event().await {
+            last = Some(event.clone());
             match event {
                 Event::ConnectFailed { unsent: u, .. } | Event::Disconnected { unsent: u, .. } => {
                     unsent += u
@@ -79,6 +80,7 @@ fn sends_queued_when_the_node_finishes_are_handed_back() {
             SENDS as u64,
             "{unsent} unsent + {refused} handed back of {SENDS} accepted"
         );
+        assert_eq!(last, Some(Event::ShutdownComplete), "the last event");
     });
 }
 
