@@ -325,7 +325,8 @@ impl Driver {
                 let _ = self.engine.pause_reading(peer, false);
             }
             Command::Attach { peer, data } => {
-                if let Some(p) = self.peer_mut(peer) {
+                // After the remote's EOF, dropping `data` ends the stream's reading at once.
+                if let Some(p) = self.peer_mut(peer).filter(|p| !p.read_closed) {
                     p.stream = Some(data);
                 }
             }

@@ -81,6 +81,7 @@ impl Driver {
                 // Half-close: the stream reads EOF; writing to the peer goes on.
                 if let Some(p) = self.peer_mut(peer) {
                     p.stream = None;
+                    p.read_closed = true;
                 }
                 Event::ReadClosed { peer }
             }

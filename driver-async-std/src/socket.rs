@@ -33,6 +33,8 @@ pub(crate) struct PeerIo {
     pub(crate) shared: Arc<PeerShared>,
     /// The attached [`PeerStream`](crate::PeerStream)'s data channel.
     pub(crate) stream: Option<Sender<Bytes>>,
+    /// The remote's EOF arrived (`Event::ReadClosed`): a stream attached now reads EOF at once.
+    pub(crate) read_closed: bool,
     /// Bytes admitted by a handle but refused by the engine (added to `Disconnected::unsent`).
     pub(crate) dropped: u64,
 }
@@ -54,6 +56,7 @@ impl PeerIo {
             write_waker: ready.waker(Token::Write { slot, serial }),
             shared,
             stream: None,
+            read_closed: false,
             dropped: 0,
         }
     }

@@ -126,3 +126,49 @@ fn a_stream_whose_connect_times_out_reads_the_time_out() {
         );
     });
 }
+
+/// With `half_close`, a stream taken after the remote's EOF reads that EOF at once (the peer
+/// stays open for writing) instead of waiting for the whole connection to close.
+#[test]
+fn a_stream_taken_after_the_remote_half_closed_reads_eof() {
+    async_io::block_on(async {
+        let config = Config {
+            half_close: true,
+            ..Config::default()
+        };
+        let (node, driver) = Node::new(config).expect("valid config");
+        let driver = smol::spawn(driver);
+        let addr = node
+            .listen("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("listen");
+        let remote = TcpStream::connect(addr).expect("connect");
+        remote
+            .set_read_timeout(Some(common::PATIENCE))
+            .expect("timeout");
+        let peer = common::inbound(&node).await;
+        remote
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close");
+        common::expect(&node, "ReadClosed", |e| {
+            matches!(e, Event::ReadClosed { .. })
+        })
+        .await;
+
+        let mut stream = node.stream(peer).expect("the peer is open for writing");
+        let mut buf = [0u8; 16];
+        let read = common::within("the stream's read", stream.read(&mut buf)).await;
+        assert_eq!(read.map_err(|e| e.kind()), Ok(0));
+        common::within("writing on", stream.write_all(b"still open"))
+            .await
+            .expect("write");
+        common::within("flush", stream.flush())
+            .await
+            .expect("flush");
+        let mut got = [0u8; 10];
+        std::io::Read::read_exact(&mut &remote, &mut got).expect("the remote reads");
+        assert_eq!(&got, b"still open");
+        node.shutdown().await;
+        driver.await;
+    });
+}
