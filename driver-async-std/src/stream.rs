@@ -22,7 +22,8 @@ use std::task::{Context, Poll};
 /// buffer, so in a framed mode each write is one message (use [`Framing::Raw`] for a plain byte
 /// stream); a write waits (returns `Pending`) while the peer's send queue is at its high-water
 /// mark. `flush` waits until the socket has taken every byte written; `close` disconnects
-/// gracefully and waits for the same.
+/// gracefully and waits for the same. Both fail if the peer ends with bytes still unwritten
+/// (the error that ended it, or `BrokenPipe`).
 ///
 /// A stream that falls more than 1 MiB behind pauses its peer's reading (the TCP window then
 /// throttles the sender) until it has caught up, so a slow reader holds neither unbounded memory
@@ -83,16 +84,32 @@ impl PeerStream {
         self.shared.id
     }
 
-    /// Ready once the socket has taken every byte written so far (or the peer has closed).
+    /// Ready once the socket has taken every byte written so far; an error once the peer has
+    /// ended with some of them unwritten (they are counted in its `unsent`).
     fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.shared.queued() == 0 || self.shared.is_closed() {
-            return Poll::Ready(Ok(()));
+        if let Some(done) = self.drained() {
+            return Poll::Ready(done);
         }
         self.shared.writer.register(cx.waker());
-        if self.shared.queued() == 0 || self.shared.is_closed() {
-            return Poll::Ready(Ok(()));
+        match self.drained() {
+            Some(done) => Poll::Ready(done),
+            None => Poll::Pending,
         }
-        Poll::Pending
+    }
+
+    fn drained(&self) -> Option<io::Result<()>> {
+        if self.shared.queued() == 0 {
+            return Some(Ok(()));
+        }
+        if !self.shared.is_closed() {
+            return None;
+        }
+        // A clean end writes everything first, so bytes left over mean the peer failed (or
+        // was aborted, or the node stopped).
+        Some(Err(match self.shared.end_of_stream() {
+            Err(e) => e,
+            Ok(_) => io::ErrorKind::BrokenPipe.into(),
+        }))
     }
 }
 

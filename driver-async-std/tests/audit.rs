@@ -172,3 +172,41 @@ fn a_stream_taken_after_the_remote_half_closed_reads_eof() {
         driver.await;
     });
 }
+
+/// `flush` and `close` promise that the socket took every byte written: when the peer ends with
+/// bytes still unwritten (here its connect times out), they fail instead of reporting success.
+#[test]
+fn flush_and_close_fail_when_the_peer_ends_with_bytes_unwritten() {
+    async_io::block_on(async {
+        let config = Config {
+            connect_timeout: Duration::from_millis(200),
+            ..Config::default()
+        };
+        let (node, driver) = Node::new(config).expect("valid config");
+        let driver = smol::spawn(driver);
+        let (_listener, _filler, addr) = unanswered();
+        let peer = node.connect(addr).await.expect("connect starts");
+        let mut stream = node.stream(peer).expect("the peer is connecting");
+        common::within("write", stream.write_all(b"never leaves"))
+            .await
+            .expect("queued while connecting");
+
+        let flushed = common::within("flush", stream.flush()).await;
+        assert_eq!(
+            flushed.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+        let closed = common::within("close", stream.close()).await;
+        assert!(closed.is_err(), "{closed:?}");
+        let failed = common::expect(&node, "ConnectFailed", |e| {
+            matches!(e, Event::ConnectFailed { .. })
+        })
+        .await;
+        assert!(
+            matches!(failed, Event::ConnectFailed { unsent: 12, .. }),
+            "{failed:?}"
+        );
+        node.shutdown().await;
+        driver.await;
+    });
+}
