@@ -121,21 +121,29 @@ impl PeerShared {
         }
     }
 
-    /// Payload bytes a stream may write now (0: wait for credit). Raw framing only splits; framed
-    /// modes cap at the frame limit.
-    pub(crate) fn room(&self, limits: QueueLimits) -> usize {
+    /// Payload bytes of a `want`-byte stream write to send now (0: wait for credit). Raw framing
+    /// takes what fits. A framed mode takes the write whole, as one message, or waits: any
+    /// message fits an empty queue, as for `send`. A message over the frame limit is taken whole
+    /// too, for the admission to refuse it.
+    pub(crate) fn room(&self, want: usize, limits: QueueLimits) -> usize {
         let queued = self.queued.load(Ordering::Acquire);
         let overhead = self.framing.overhead() as u64;
+        if !matches!(self.framing, Framing::Raw) {
+            let framed = (want as u64).saturating_add(overhead);
+            let fits = queued == 0 || queued.saturating_add(framed) <= limits.high_water;
+            return if fits || want > limits.max_frame {
+                want
+            } else {
+                0
+            };
+        }
         let room = if queued == 0 {
             limits.high_water.max(overhead + 1)
         } else {
             limits.high_water.saturating_sub(queued)
         };
         let payload = usize::try_from(room.saturating_sub(overhead)).unwrap_or(usize::MAX);
-        match self.framing {
-            Framing::Raw => payload,
-            _ => payload.min(limits.max_frame),
-        }
+        payload.min(want)
     }
 
     /// `n` admitted bytes left the credit (written or dropped). True when a `Writable` is due.
@@ -380,11 +388,24 @@ mod tests {
     #[test]
     fn a_stream_writes_at_most_the_room_left() {
         let shared = PeerShared::new(peer(), Framing::Raw);
-        assert_eq!(shared.room(LIMITS), 100);
+        assert_eq!(shared.room(1_000, LIMITS), 100);
         assert_eq!(shared.admit(&Bytes::from(vec![0; 70]), &config()), Ok(70));
-        assert_eq!(shared.room(LIMITS), 30);
+        assert_eq!(shared.room(1_000, LIMITS), 30);
+        assert_eq!(shared.room(10, LIMITS), 10);
         let framed = PeerShared::new(peer(), Framing::LengthPrefixed);
-        assert_eq!(framed.room(LIMITS), 64, "capped at the frame limit");
+        assert_eq!(framed.room(60, LIMITS), 60, "a whole message");
+        assert_eq!(framed.admit(&Bytes::from(vec![0; 60]), &config()), Ok(64));
+        assert_eq!(framed.room(30, LIMITS), 30, "64 + 34 fits under 100");
+        assert_eq!(
+            framed.room(40, LIMITS),
+            0,
+            "64 + 44 does not: wait, never split"
+        );
+        assert_eq!(
+            framed.room(65, LIMITS),
+            65,
+            "over the frame limit: refused whole"
+        );
     }
 
     #[test]

@@ -18,12 +18,16 @@ use std::task::{Context, Poll};
 ///
 /// Reading yields the peer's received data (payloads without framing, in order), then EOF once
 /// the peer has closed cleanly, or the error that closed it (a reset reads as
-/// `ConnectionReset`, a failed connect as `ConnectionRefused`, `TimedOut` or its socket error). Each write is one [`Node::send`](crate::Node::send) of a copy of the
-/// buffer, so in a framed mode each write is one message (use [`Framing::Raw`] for a plain byte
-/// stream); a write waits (returns `Pending`) while the peer's send queue is at its high-water
-/// mark. `flush` waits until the socket has taken every byte written; `close` disconnects
-/// gracefully and waits for the same. Both fail if the peer ends with bytes still unwritten
-/// (the error that ended it, or `BrokenPipe`).
+/// `ConnectionReset`, a failed connect as `ConnectionRefused`, `TimedOut` or its socket error).
+///
+/// Each write is one [`Node::send`](crate::Node::send) of a copy of the buffer. In a framed mode
+/// each write is one message, taken whole or not at all: it waits (returns `Pending`) until the
+/// peer's send queue has room for all of it (any message up to `Config::max_frame_size` fits an
+/// empty queue), and a buffer over that limit fails with `InvalidInput`. In [`Framing::Raw`] (a
+/// plain byte stream) a write takes what fits under the high-water mark and waits while the
+/// queue is full. `flush` waits until the socket has taken every byte written; `close`
+/// disconnects gracefully and waits for the same. Both fail if the peer ends with bytes still
+/// unwritten (the error that ended it, or `BrokenPipe`).
 ///
 /// A stream that falls more than 1 MiB behind pauses its peer's reading (the TCP window then
 /// throttles the sender) until it has caught up, so a slow reader holds neither unbounded memory
@@ -156,9 +160,9 @@ impl AsyncWrite for PeerStream {
         }
         let limits = self.handle.limits;
         for registered in [false, true] {
-            let room = self.shared.room(limits);
+            let room = self.shared.room(buf.len(), limits);
             if room > 0 {
-                let data = Bytes::copy_from_slice(&buf[..buf.len().min(room)]);
+                let data = Bytes::copy_from_slice(&buf[..room]);
                 let len = data.len();
                 match self.shared.admit(&data, &self.handle.config) {
                     Ok(credit) => {

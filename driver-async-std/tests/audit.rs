@@ -210,3 +210,41 @@ fn flush_and_close_fail_when_the_peer_ends_with_bytes_unwritten() {
         driver.await;
     });
 }
+
+/// In a framed mode each stream write is one message: a write is taken whole (any message up to
+/// `max_frame_size` fits an empty queue, as with `send`) or waits for room, and is never cut into
+/// several messages by the queue's high-water mark.
+#[test]
+fn a_framed_stream_write_is_one_message_whatever_the_queue_holds() {
+    async_io::block_on(async {
+        let config = Config {
+            framing: openp2p_async_std::Framing::LengthPrefixed,
+            send_queue_high_water: 4096,
+            send_queue_low_water: 1024,
+            ..Config::default()
+        };
+        let (node, driver) = Node::new(config).expect("valid config");
+        let driver = smol::spawn(driver);
+        // The connect stays in flight, so everything written stays queued.
+        let (_listener, _filler, addr) = unanswered();
+        let peer = node.connect(addr).await.expect("connect starts");
+        let mut stream = node.stream(peer).expect("the peer is connecting");
+
+        let big = vec![7u8; 10_000];
+        let mut write = pin!(stream.write(&big));
+        assert_eq!(
+            poll_once(&mut write).await.map(|r| r.map_err(|e| e.kind())),
+            Some(Ok(10_000)),
+            "a message above the high-water mark goes whole into an empty queue"
+        );
+        assert_eq!(node.queued(peer), Some(10_004));
+        let mut write = pin!(stream.write(&big[..3_000]));
+        assert!(
+            poll_once(&mut write).await.is_none(),
+            "no room for the whole message: the write waits"
+        );
+        assert_eq!(node.queued(peer), Some(10_004), "nothing of it was queued");
+        node.shutdown().await;
+        driver.await;
+    });
+}
