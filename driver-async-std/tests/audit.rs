@@ -248,3 +248,78 @@ fn a_framed_stream_write_is_one_message_whatever_the_queue_holds() {
         driver.await;
     });
 }
+
+/// Misuse is answered, never a panic: stale ids, a second stream of one peer, and every call on a
+/// stopped node.
+async fn stale_ids_double_takes_and_calls_after_shutdown_are_answered(start: fn(Config) -> Node) {
+    use openp2p_async_std::{BindError, ConnectError, Limits, StreamError, UnknownId};
+    let server = start(Config::default());
+    let client = start(Config::default());
+    let addr = server
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("listen");
+    let peer = client.connect(addr).await.expect("connect");
+    let inbound = common::inbound(&server).await;
+    common::expect(&client, "Connected", |e| {
+        matches!(e, Event::Connected { .. })
+    })
+    .await;
+
+    let stream = client.stream(peer).expect("first take");
+    assert!(matches!(
+        client.stream(peer),
+        Err(StreamError::AlreadyTaken)
+    ));
+    drop(stream);
+    let _again = client.stream(peer).expect("taken again once dropped");
+
+    // The server's id for the connection is meaningless to the client: a stale id there.
+    client.abort(peer).await.expect("abort");
+    common::expect(&client, "Disconnected", |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
+    for stale in [peer, inbound] {
+        assert_eq!(
+            client.send(stale, "x".into()).await,
+            Err(SendError::UnknownPeer)
+        );
+        assert_eq!(client.disconnect(stale).await, Err(UnknownId));
+        assert_eq!(client.abort(stale).await, Err(UnknownId));
+        assert_eq!(
+            client.set_limits(stale, Limits::UNLIMITED).await,
+            Err(UnknownId)
+        );
+        assert!(client.stats(stale).await.is_none());
+        assert!(client.peer_info(stale).await.is_none());
+        assert!(client.queued(stale).is_none());
+        assert!(matches!(
+            client.stream(stale),
+            Err(StreamError::UnknownPeer)
+        ));
+        assert_eq!(client.send_many(&[stale, stale], "x".into()).await.len(), 2);
+    }
+
+    client.shutdown().await;
+    client.shutdown().await;
+    assert!(matches!(
+        client.listen("127.0.0.1:0".parse().expect("addr")).await,
+        Err(BindError::ShuttingDown)
+    ));
+    assert!(matches!(
+        client.connect(addr).await,
+        Err(ConnectError::ShuttingDown)
+    ));
+    assert!(client.global_stats().await.is_none());
+    client.set_global_limits(Limits::UNLIMITED).await;
+    let mut rest = Vec::new();
+    while let Some(event) = client.next_event().await {
+        rest.push(event);
+    }
+    assert_eq!(rest.last(), Some(&Event::ShutdownComplete), "{rest:?}");
+    assert!(client.try_next_event().is_none());
+    server.shutdown().await;
+}
+
+on_both_runtimes!(stale_ids_double_takes_and_calls_after_shutdown_are_answered);
