@@ -27,7 +27,13 @@ pub fn size(opts: &Opts) -> BulkSize {
 /// than the other workloads; a run takes about a second per subject.
 pub const RUNS_PER_RUN: usize = 3;
 
-/// Runs every subject `RUNS_PER_RUN * opts.runs` times, interleaved.
+/// How many interleaved runs of every subject bulk makes: `RUNS_PER_RUN * opts.runs` (once
+/// per requested run in a quick run).
+pub fn runs(opts: &Opts) -> usize {
+    opts.runs.max(1) * if opts.quick { 1 } else { RUNS_PER_RUN }
+}
+
+/// Runs every subject [`runs`] times, interleaved.
 pub fn run(opts: &Opts) -> Outcome {
     let size = size(opts);
     let mut c = Collector::new(
@@ -37,7 +43,7 @@ pub fn run(opts: &Opts) -> Outcome {
             Metric::plain("CPU per byte", "ns/B"),
         ],
     );
-    let runs = opts.runs.max(1) * if opts.quick { 1 } else { RUNS_PER_RUN };
+    let runs = runs(opts);
     for run in 1..=runs {
         for subject in Subject::selected() {
             match guarded(Duration::from_secs(120), move || {
