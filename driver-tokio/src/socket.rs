@@ -33,6 +33,22 @@ pub(crate) fn configure(stream: &TcpStream, config: &Config) {
     }
 }
 
+/// One vectored `send` that never raises `SIGPIPE`: on Linux it passes `MSG_NOSIGNAL`, so a
+/// write to a connection the remote reset after its FIN fails with `EPIPE` instead of killing a
+/// program that did not ignore the signal (Rust programs ignore it by default; a host program,
+/// or one that restored the default, does not). Tokio's own `write_vectored` is `writev`, which
+/// takes no flags; its single-buffer `write` already passes `MSG_NOSIGNAL`.
+pub(crate) fn send_vectored(
+    stream: &TcpStream,
+    slices: &[std::io::IoSlice<'_>],
+) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    SockRef::from(stream).send_vectored_with_flags(slices, flags)
+}
+
 /// Sends FIN (the engine flushed everything queued and keeps reading until the remote's EOF).
 pub(crate) fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
     SockRef::from(stream).shutdown(Shutdown::Write)

@@ -275,11 +275,14 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 /// One non-blocking (vectored) write of the slices the engine offers; a single slice goes out
-/// with a plain `send`, which is cheaper than `writev`.
+/// with a plain `send`, which is cheaper than `sendmsg`. Neither raises `SIGPIPE` (see
+/// [`crate::socket::send_vectored`]).
 fn write_slices(stream: &TcpStream, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
     match slices {
         [one] => stream.try_write(one),
-        many => stream.try_write_vectored(many),
+        many => stream.try_io(tokio::io::Interest::WRITABLE, || {
+            crate::socket::send_vectored(stream, many)
+        }),
     }
 }
 
