@@ -228,12 +228,13 @@ impl Driver {
 }
 
 /// One (vectored) write of the slices the engine offers; a single slice goes out with a plain
-/// `send`, which is cheaper than `writev`.
+/// `send`, which is cheaper than `sendmsg`. Neither raises `SIGPIPE` (std's `write` passes
+/// `MSG_NOSIGNAL`; see [`crate::socket::send_vectored`]).
 fn write_slices(socket: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     let mut socket = socket;
     match slices {
         [one] => socket.write(one),
-        many => socket.write_vectored(many),
+        many => crate::socket::send_vectored(socket, many),
     }
 }
 

@@ -137,3 +137,19 @@ impl SocketOptions {
         Ok((Async::new(listener)?, local))
     }
 }
+
+/// One vectored `send` that never raises `SIGPIPE`: on Linux it passes `MSG_NOSIGNAL`, so a
+/// write to a connection the remote reset after its FIN fails with `EPIPE` instead of killing a
+/// program that did not ignore the signal (Rust programs ignore it by default; a host program,
+/// or one that restored the default, does not). std's `write_vectored` is `writev`, which takes
+/// no flags; its single-buffer `write` already passes `MSG_NOSIGNAL`.
+pub(crate) fn send_vectored(
+    stream: &std::net::TcpStream,
+    slices: &[std::io::IoSlice<'_>],
+) -> std::io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = 0;
+    SockRef::from(stream).send_vectored_with_flags(slices, flags)
+}
