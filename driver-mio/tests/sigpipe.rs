@@ -26,8 +26,9 @@ fn a_write_to_a_half_closed_then_reset_connection_fails_without_sigpipe() {
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let (node, mut events) = Node::start(Config {
-        // Far more than the socket buffers hold: the node is still writing when the reset comes.
-        send_queue_high_water: 64 << 20,
+        // Far more than the socket buffers hold (loopback receive buffers grow to tcp_rmem's
+        // maximum, 32 MiB here): the node is still writing when the reset comes.
+        send_queue_high_water: 256 << 20,
         ..Config::default()
     })
     .expect("valid config");
@@ -41,9 +42,15 @@ fn a_write_to_a_half_closed_then_reset_connection_fails_without_sigpipe() {
         |e| matches!(e, Event::Connected { peer: p, .. } if *p == peer),
     );
     let chunk = bytes::Bytes::from(vec![0x5a; 64 * 1024]);
-    for _ in 0..256 {
+    for _ in 0..2048 {
         node.send(peer, chunk.clone()).expect("node running");
     }
+    // The node is writing (so the queue is in the engine, not still on its way to it).
+    expect(
+        &mut events,
+        "Sent",
+        |e| matches!(e, Event::Sent { peer: p, .. } if *p == peer),
+    );
     // FIN, then a reset: closing with unread data (and no linger) sends RST at once.
     remote.shutdown(std::net::Shutdown::Write).expect("FIN");
     socket2::SockRef::from(&remote)

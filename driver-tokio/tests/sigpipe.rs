@@ -27,8 +27,9 @@ async fn a_write_to_a_half_closed_then_reset_connection_fails_without_sigpipe() 
     }
     let listener = TcpListener::bind(common::localhost()).expect("bind loopback");
     let node = Node::start(Config {
-        // Far more than the socket buffers hold: the node is still writing when the reset comes.
-        send_queue_high_water: 64 << 20,
+        // Far more than the socket buffers hold (loopback receive buffers grow to tcp_rmem's
+        // maximum, 32 MiB here): the node is still writing when the reset comes.
+        send_queue_high_water: 256 << 20,
         ..Config::default()
     })
     .expect("valid config");
@@ -39,13 +40,18 @@ async fn a_write_to_a_half_closed_then_reset_connection_fails_without_sigpipe() 
     let (remote, _) = listener.accept().expect("accept");
     common::connected(&node, peer).await;
     let chunk = Bytes::from(vec![0x5a; 64 * 1024]);
-    for _ in 0..512 {
+    for _ in 0..2048 {
         match node.send_now(peer, chunk.clone()) {
             Ok(()) => {}
             Err(SendError::QueueFull { .. }) => break,
             Err(e) => panic!("send: {e}"),
         }
     }
+    // The node is writing (so the queue is in the engine, not still on its way to it).
+    common::wait_for(&node, |e| {
+        matches!(e, Event::Sent { peer: p, .. } if p == peer).then_some(())
+    })
+    .await;
     // FIN, then a reset: closing with unread data (and no linger) sends RST at once.
     remote.shutdown(std::net::Shutdown::Write).expect("FIN");
     socket2::SockRef::from(&remote)
