@@ -312,12 +312,21 @@ impl Driver {
     /// `ShutdownComplete` as the last event, answer the waiters and end the event stream.
     fn finish(&mut self) {
         self.commands.close();
-        // `try_recv` takes no cooperative budget: every queued command is reached.
-        while let Ok(command) = self.commands.try_recv() {
-            let now = Instant::now();
-            self.stats.commands += 1;
-            self.apply(command, now);
-            self.drain(now);
+        // `try_recv` takes no cooperative budget: every queued command is reached. After the
+        // close it says `Empty` only while a send that began before it (on another thread) has
+        // not landed yet, and `Disconnected` once nothing more can come: wait for that, or the
+        // racing command would be dropped with the channel.
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => {
+                    let now = Instant::now();
+                    self.stats.commands += 1;
+                    self.apply(command, now);
+                    self.drain(now);
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+            }
         }
         for reply in self.shutdown_waiters.drain(..) {
             let _ = reply.send(());
