@@ -8,6 +8,20 @@ use openp2p_tests::scenarios;
 /// The simulated network's seed for every cell (determinism.rs varies it).
 const SEED: u64 = 0x0F2F;
 
+/// Run by every cell first: restores `SIGPIPE`'s default disposition (terminate) for this
+/// process, as a program that did not ignore the signal has (Rust programs ignore it by
+/// default; a host program, or one that restored the default, does not). A driver write that
+/// raises `SIGPIPE` then kills the run instead of going unnoticed (`reset_after_fin` provokes
+/// the one case the kernel signals). Idempotent.
+#[allow(unsafe_code)]
+fn prepare() {
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL` only changes the disposition;
+    // no handler runs, and nothing in this process relies on the signal being ignored.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// `cells!(scenario; sim[attrs] mio[attrs] tokio[attrs] async_std[attrs] smol[attrs]);` makes
 /// module `scenario` with one test per driver, each with the given extra attributes.
 macro_rules! cells {
@@ -20,30 +34,35 @@ macro_rules! cells {
             #[test]
             $(#[$sim])*
             fn sim() {
+                prepare();
                 scenarios::$scenario(&mut SimHarness::new(SEED));
             }
 
             #[test]
             $(#[$mio])*
             fn mio() {
+                prepare();
                 scenarios::$scenario(&mut MioHarness);
             }
 
             #[test]
             $(#[$tokio])*
             fn tokio() {
+                prepare();
                 scenarios::$scenario(&mut TokioHarness::default());
             }
 
             #[test]
             $(#[$astd])*
             fn async_std() {
+                prepare();
                 scenarios::$scenario(&mut AsyncStdHarness::new(Executor::AsyncStd));
             }
 
             #[test]
             $(#[$smol])*
             fn smol() {
+                prepare();
                 scenarios::$scenario(&mut AsyncStdHarness::new(Executor::Smol));
             }
         }
@@ -61,6 +80,7 @@ cells!(flood_max_peers);
 cells!(flood_max_per_ip);
 cells!(slow_reader);
 cells!(reset_mid_transfer; sim[] mio[] tokio[] async_std[] smol[]);
+cells!(reset_after_fin);
 cells!(connect_refused);
 cells!(connect_refused_queued; sim[] mio[] tokio[] async_std[] smol[]);
 cells!(idle_timeout);

@@ -18,7 +18,7 @@ pub use integrity::{integrity, integrity_with};
 pub use lifecycle::{lifecycle, lifecycle_ipv6};
 pub use oversized::oversized_frame;
 pub use rates::{rate_download, rate_global_shared, rate_limit_changed, rate_upload};
-pub use reset::reset_mid_transfer;
+pub use reset::{reset_after_fin, reset_mid_transfer};
 pub use scale::scale;
 pub use send_many::send_many;
 pub use slow_reader::slow_reader;

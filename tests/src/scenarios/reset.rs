@@ -2,7 +2,7 @@
 //! accepted = bytes written + bytes unsent.
 
 use super::{disconnected, pair, MIB};
-use crate::harness::{wait_for, Harness, TestNode};
+use crate::harness::{expect, wait_for, Harness, TestNode};
 use openp2p_core::{Bytes, Config, DisconnectReason, Event, Limits, Rate};
 use std::time::Duration;
 
@@ -75,6 +75,76 @@ pub fn reset_mid_transfer<H: Harness>(h: &mut H) {
     assert_eq!(stats.accepted_bytes, total as u64, "{name}: accepted");
     assert_eq!(stats.unsent_bytes, unsent, "{name}: global unsent");
     assert_eq!(stats.sent.bytes, written, "{name}: global sent");
+    drop(p.client.shutdown());
+    drop(p.server.shutdown());
+}
+
+/// The remote sends FIN and then resets (it closes with data unread) while the node is still
+/// writing to it: the node's socket is in `CLOSE_WAIT`, where the kernel answers the next write
+/// with `EPIPE` and raises `SIGPIPE` unless the write passes `MSG_NOSIGNAL`. The node must see
+/// `Disconnected { Io(_), unsent > 0 }` and live on. Run it in a process where `SIGPIPE` has its
+/// default disposition (the conformance binary restores it for every cell, as a program that did
+/// not ignore the signal has): a write that raises the signal then kills the process and fails
+/// the run. The sender's `Sent` reports plus `unsent` add up to what it accepted.
+pub fn reset_after_fin<H: Harness>(h: &mut H) {
+    let name = h.name();
+    // The remote reads 1 MiB/s of the 128 MiB queued (far more than loopback's socket buffers
+    // hold), so the sender is still writing when the reset comes.
+    let remote = Config {
+        peer_limits: Limits::download(Rate::per_second(MIB as u64)),
+        ..Config::default()
+    };
+    let sender = Config {
+        send_queue_high_water: 256 * MIB,
+        ..Config::default()
+    };
+    let p = pair(h, remote, sender);
+    let total = 128 * MIB;
+    let chunk = Bytes::from(vec![2u8; MIB]);
+    for _ in 0..total / MIB {
+        p.client
+            .send(p.at_client, chunk.clone())
+            .expect("send accepted");
+    }
+    let mut written = 0u64;
+    let count_sent = |e: &Event, written: &mut u64| {
+        if let Event::Sent { peer, bytes } = e {
+            if *peer == p.at_client {
+                *written += *bytes as u64;
+            }
+        }
+    };
+    // The sender is writing: the queue is in its engine.
+    expect(&p.client, "the sender's first Sent", |e| {
+        count_sent(e, &mut written);
+        (written > 0).then_some(())
+    });
+    // FIN (the queue of the remote's side is empty), then the reset.
+    p.server.disconnect(p.at_server);
+    p.server.abort(p.at_server);
+    let (reason, unsent) = wait_for(
+        &p.client,
+        "the sender's Disconnected",
+        |e| count_sent(&e, &mut written),
+        |e| match e {
+            Event::Disconnected {
+                peer,
+                reason,
+                unsent,
+            } if *peer == p.at_client => Some((*reason, *unsent)),
+            _ => None,
+        },
+    );
+    assert!(
+        matches!(reason, DisconnectReason::Io(_)),
+        "{name}: sender saw {reason:?}"
+    );
+    assert!(unsent > 0, "{name}: the reset left nothing unsent");
+    assert_eq!(
+        written + unsent,
+        total as u64,
+        "{name}: written + unsent = accepted"
+    );
     drop(p.client.shutdown());
     drop(p.server.shutdown());
 }
