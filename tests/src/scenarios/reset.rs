@@ -3,7 +3,7 @@
 
 use super::{disconnected, pair, MIB};
 use crate::harness::{expect, wait_for, Harness, TestNode};
-use openp2p_core::{Bytes, Config, DisconnectReason, Event, Limits, Rate};
+use openp2p_core::{Bytes, Config, DisconnectReason, Event, Limits, PeerId, Rate};
 use std::time::Duration;
 
 /// The receiver reads at 1 MiB/s; the sender queues 16 MiB; once 256 KiB have arrived the
@@ -44,33 +44,7 @@ pub fn reset_mid_transfer<H: Harness>(h: &mut H) {
     assert_eq!(unsent_here, 0, "{name}: the receiver had nothing queued");
 
     let mut written = 0u64;
-    let (reason, unsent) = wait_for(
-        &p.client,
-        "the sender's Disconnected",
-        |e| {
-            if let Event::Sent { bytes, .. } = e {
-                written += bytes as u64;
-            }
-        },
-        |e| match e {
-            Event::Disconnected {
-                peer,
-                reason,
-                unsent,
-            } if *peer == p.at_client => Some((*reason, *unsent)),
-            _ => None,
-        },
-    );
-    assert!(
-        matches!(reason, DisconnectReason::Io(_)),
-        "{name}: sender saw {reason:?}"
-    );
-    assert!(unsent > 0, "{name}: the reset left nothing unsent");
-    assert_eq!(
-        written + unsent,
-        total as u64,
-        "{name}: written + unsent = accepted"
-    );
+    let unsent = sender_reset(&p.client, p.at_client, total, &mut written, name);
     let stats = p.client.global_stats();
     assert_eq!(stats.accepted_bytes, total as u64, "{name}: accepted");
     assert_eq!(stats.unsent_bytes, unsent, "{name}: global unsent");
@@ -107,31 +81,48 @@ pub fn reset_after_fin<H: Harness>(h: &mut H) {
             .expect("send accepted");
     }
     let mut written = 0u64;
-    let count_sent = |e: &Event, written: &mut u64| {
-        if let Event::Sent { peer, bytes } = e {
-            if *peer == p.at_client {
-                *written += *bytes as u64;
-            }
-        }
-    };
     // The sender is writing: the queue is in its engine.
     expect(&p.client, "the sender's first Sent", |e| {
-        count_sent(e, &mut written);
+        count_sent(e, p.at_client, &mut written);
         (written > 0).then_some(())
     });
     // FIN (the queue of the remote's side is empty), then the reset.
     p.server.disconnect(p.at_server);
     p.server.abort(p.at_server);
+    sender_reset(&p.client, p.at_client, total, &mut written, name);
+    drop(p.client.shutdown());
+    drop(p.server.shutdown());
+}
+
+/// Adds `peer`'s `Sent` bytes to `written`.
+fn count_sent(e: &Event, peer: PeerId, written: &mut u64) {
+    if let Event::Sent { peer: p, bytes } = e {
+        if *p == peer {
+            *written += *bytes as u64;
+        }
+    }
+}
+
+/// The sending side of a reset: waits for `peer`'s `Disconnected` (counting its `Sent` bytes
+/// into `written` meanwhile) and checks it reports a socket error, bytes unsent, and that the
+/// bytes written plus unsent are the `total` accepted. Returns the unsent count.
+fn sender_reset<N: TestNode>(
+    node: &N,
+    peer: PeerId,
+    total: usize,
+    written: &mut u64,
+    name: &str,
+) -> u64 {
     let (reason, unsent) = wait_for(
-        &p.client,
+        node,
         "the sender's Disconnected",
-        |e| count_sent(&e, &mut written),
+        |e| count_sent(&e, peer, written),
         |e| match e {
             Event::Disconnected {
-                peer,
+                peer: p,
                 reason,
                 unsent,
-            } if *peer == p.at_client => Some((*reason, *unsent)),
+            } if *p == peer => Some((*reason, *unsent)),
             _ => None,
         },
     );
@@ -141,10 +132,9 @@ pub fn reset_after_fin<H: Harness>(h: &mut H) {
     );
     assert!(unsent > 0, "{name}: the reset left nothing unsent");
     assert_eq!(
-        written + unsent,
+        *written + unsent,
         total as u64,
         "{name}: written + unsent = accepted"
     );
-    drop(p.client.shutdown());
-    drop(p.server.shutdown());
+    unsent
 }
