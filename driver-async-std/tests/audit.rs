@@ -7,7 +7,7 @@ mod common;
 use bytes::Bytes;
 use futures_lite::future::{self, poll_once};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use openp2p_async_std::{Config, Event, Node, SendError};
+use openp2p_async_std::{Config, Event, Node, PeerId, PeerStream, SendError};
 use socket2::{Domain, Socket, Type};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::pin;
@@ -28,6 +28,31 @@ fn unanswered() -> (Socket, TcpStream, SocketAddr) {
         .expect("inet");
     let filler = TcpStream::connect(addr).expect("the one queued connection");
     (listener, filler, addr)
+}
+
+/// A node whose driver runs as a smol task, with the stream of a peer whose connect stays in
+/// flight (to [`unanswered`]), so everything written to it stays queued. Keep `held` alive.
+struct Connecting {
+    node: Node,
+    driver: smol::Task<()>,
+    peer: PeerId,
+    stream: PeerStream,
+    held: (Socket, TcpStream),
+}
+
+async fn connecting_stream(config: Config) -> Connecting {
+    let (node, driver) = Node::new(config).expect("valid config");
+    let driver = smol::spawn(driver);
+    let (listener, filler, addr) = unanswered();
+    let peer = node.connect(addr).await.expect("connect starts");
+    let stream = node.stream(peer).expect("the peer is connecting");
+    Connecting {
+        node,
+        driver,
+        peer,
+        stream,
+        held: (listener, filler),
+    }
 }
 
 /// Every send the handle accepted (`Ok`) is written, counted as `unsent` in the peer's last event,
@@ -182,11 +207,13 @@ fn flush_and_close_fail_when_the_peer_ends_with_bytes_unwritten() {
             connect_timeout: Duration::from_millis(200),
             ..Config::default()
         };
-        let (node, driver) = Node::new(config).expect("valid config");
-        let driver = smol::spawn(driver);
-        let (_listener, _filler, addr) = unanswered();
-        let peer = node.connect(addr).await.expect("connect starts");
-        let mut stream = node.stream(peer).expect("the peer is connecting");
+        let Connecting {
+            node,
+            driver,
+            mut stream,
+            held: _held,
+            ..
+        } = connecting_stream(config).await;
         common::within("write", stream.write_all(b"never leaves"))
             .await
             .expect("queued while connecting");
@@ -223,12 +250,14 @@ fn a_framed_stream_write_is_one_message_whatever_the_queue_holds() {
             send_queue_low_water: 1024,
             ..Config::default()
         };
-        let (node, driver) = Node::new(config).expect("valid config");
-        let driver = smol::spawn(driver);
         // The connect stays in flight, so everything written stays queued.
-        let (_listener, _filler, addr) = unanswered();
-        let peer = node.connect(addr).await.expect("connect starts");
-        let mut stream = node.stream(peer).expect("the peer is connecting");
+        let Connecting {
+            node,
+            driver,
+            peer,
+            mut stream,
+            held: _held,
+        } = connecting_stream(config).await;
 
         let big = vec![7u8; 10_000];
         let mut write = pin!(stream.write(&big));
