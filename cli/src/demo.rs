@@ -149,6 +149,7 @@ async fn run_node(
                 peer,
                 addr,
                 direction: Direction::Outbound,
+                key: _,
             } => {
                 if let Some(out) = outgoing.get_mut(&peer) {
                     if out.pump(&node, peer)? == Pump::PeerGone {
@@ -160,6 +161,7 @@ async fn run_node(
                 peer,
                 addr,
                 direction: Direction::Inbound,
+                key: _,
             } => {
                 receiving.insert(
                     peer,

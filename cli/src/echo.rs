@@ -22,6 +22,7 @@ pub async fn run(listen: SocketAddr) -> Result<()> {
                 peer,
                 addr,
                 direction: Direction::Inbound,
+                key: _,
             } => {
                 println!("{addr} connected");
                 peers.insert(peer, addr);

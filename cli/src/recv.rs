@@ -140,6 +140,7 @@ async fn serve(node: &Node, session: &mut Option<Session>, out_dir: &Path) -> Re
                 peer,
                 addr,
                 direction: Direction::Inbound,
+                key: _,
             } => {
                 if session.is_some() {
                     // One transfer at a time: turn others away.

@@ -197,6 +197,9 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Drivers pass this backlog to `listen(2)`.
     pub listen_backlog: u32,
+    /// Secure channels (Noise XX) on every connection when set; plaintext when `None`. A secure
+    /// engine needs entropy: build it with [`Engine::with_entropy`](crate::Engine::with_entropy).
+    pub secure: Option<crate::SecureConfig>,
 }
 
 impl Default for Config {
@@ -221,6 +224,7 @@ impl Default for Config {
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1_024,
+            secure: None,
         }
     }
 }
@@ -244,6 +248,14 @@ pub enum ConfigError {
     SegmentTooSmall(usize),
     /// `segment_size * pool_segments` overflows or exceeds 64 GiB.
     PoolTooLarge,
+    /// Secure channels need segments that hold a whole Noise transport message with room to
+    /// spare: at least [`MIN_SECURE_SEGMENT_SIZE`].
+    SegmentTooSmallForSecure(usize),
+    /// The configuration is secure and the engine was built without entropy: use
+    /// [`Engine::with_entropy`](crate::Engine::with_entropy).
+    NeedsEntropy,
+    /// The operating system's RNG failed.
+    NoEntropy,
 }
 
 impl fmt::Display for ConfigError {
@@ -263,6 +275,14 @@ impl fmt::Display for ConfigError {
                 )
             }
             ConfigError::PoolTooLarge => f.write_str("segment_size x pool_segments is too large"),
+            ConfigError::SegmentTooSmallForSecure(n) => write!(
+                f,
+                "segment_size {n} is below the secure minimum of {MIN_SECURE_SEGMENT_SIZE}"
+            ),
+            ConfigError::NoEntropy => f.write_str("the operating system's RNG failed"),
+            ConfigError::NeedsEntropy => {
+                f.write_str("a secure engine needs entropy: use Engine::with_entropy")
+            }
         }
     }
 }
@@ -271,6 +291,10 @@ impl std::error::Error for ConfigError {}
 
 /// The smallest segment the engine accepts.
 pub const MIN_SEGMENT_SIZE: usize = 512;
+
+/// Smallest `segment_size` with secure channels on: a whole transport message (65,537 wire
+/// bytes) and a useful read after it.
+pub const MIN_SECURE_SEGMENT_SIZE: usize = 80 * 1024;
 
 const MAX_POOL_BYTES: usize = 64 << 30;
 
@@ -342,6 +366,9 @@ impl Config {
         }
         if self.segment_size < MIN_SEGMENT_SIZE {
             return Err(ConfigError::SegmentTooSmall(self.segment_size));
+        }
+        if self.secure.is_some() && self.segment_size < MIN_SECURE_SEGMENT_SIZE {
+            return Err(ConfigError::SegmentTooSmallForSecure(self.segment_size));
         }
         match self.segment_size.checked_mul(self.pool_segments) {
             Some(total) if total <= MAX_POOL_BYTES => Ok(()),

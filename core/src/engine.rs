@@ -5,14 +5,19 @@ use crate::error::{ConnectError, ListenError, SendError, UnknownId};
 use crate::fair::SharedBudget;
 use crate::peer::{Block, Peer, Phase, DOWN, UP};
 use crate::pool::Pool;
+use crate::secure::outbox::FreeOutboxes;
+use crate::secure::Channel;
 use crate::stats::Flow;
 use crate::timer::{TimerKind, Timers};
 use crate::{
     Config, ConfigError, ConnectFailure, Direction, DisconnectReason, Event, Framing, Io, Limits,
     ListenerId, PeerId,
 };
+use crate::{HandshakeFailure, PeerKey};
 use bytes::Bytes;
 use core::net::{IpAddr, SocketAddr};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use slab::Slab;
 use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
@@ -109,6 +114,10 @@ pub struct Engine {
     pub(crate) totals: Totals,
     pub(crate) shutting_down: bool,
     pub(crate) shutdown_reported: bool,
+    /// Where handshakes draw their ephemeral keys from (secure engines only).
+    pub(crate) entropy: Option<Box<ChaCha20Rng>>,
+    /// Drained sealed-output buffers kept for reuse.
+    pub(crate) outboxes: FreeOutboxes,
 }
 
 /// Engine-wide counters.
@@ -122,14 +131,50 @@ pub(crate) struct Totals {
     pub(crate) refused: u64,
     pub(crate) accept_errors: u64,
     pub(crate) failed_connects: u64,
+    pub(crate) handshake_failures: u64,
     pub(crate) accepted: u64,
     pub(crate) written: u64,
     pub(crate) unsent: u64,
 }
 
 impl Engine {
-    /// Validates `config` and allocates the receive pool.
+    /// Validates `config` and allocates the receive pool. A secure `config` needs entropy:
+    /// use [`with_entropy`](Self::with_entropy).
     pub fn new(config: Config) -> Result<Engine, ConfigError> {
+        if config.secure.is_some() {
+            return Err(ConfigError::NeedsEntropy);
+        }
+        Self::build(config, None)
+    }
+
+    /// Like [`new`](Self::new), with 32 bytes of entropy from which every secure handshake draws
+    /// its ephemeral key (the engine reads no RNG of its own). Drivers pass the operating
+    /// system's randomness; a simulation passes its seed, so its runs repeat exactly. Never reuse
+    /// a seed outside tests: two engines with the same seed make the same ephemeral keys.
+    ///
+    /// ```
+    /// use openp2p_core::{Config, Engine, Identity, SecureConfig};
+    /// let config = Config {
+    ///     secure: Some(SecureConfig::new(Identity::from_entropy([1; 32]))),
+    ///     ..Config::default()
+    /// };
+    /// assert!(Engine::new(config.clone()).is_err());
+    /// let engine = Engine::with_entropy(config, [9; 32])?; // a driver: openp2p_core::os_entropy()
+    /// # Ok::<(), openp2p_core::ConfigError>(())
+    /// ```
+    pub fn with_entropy(config: Config, entropy: [u8; 32]) -> Result<Engine, ConfigError> {
+        Self::build(config, Some(Box::new(ChaCha20Rng::from_seed(entropy))))
+    }
+
+    /// Like [`with_entropy`](Self::with_entropy), seeded from the operating system's RNG
+    /// (feature `os-entropy`): what every driver calls, secure or not.
+    #[cfg(feature = "os-entropy")]
+    pub fn with_os_entropy(config: Config) -> Result<Engine, ConfigError> {
+        let entropy = crate::os_entropy().map_err(|_| ConfigError::NoEntropy)?;
+        Self::with_entropy(config, entropy)
+    }
+
+    fn build(config: Config, entropy: Option<Box<ChaCha20Rng>>) -> Result<Engine, ConfigError> {
         config.validate()?;
         let global_limits = config.global_limits;
         Ok(Engine {
@@ -157,6 +202,8 @@ impl Engine {
             totals: Totals::default(),
             shutting_down: false,
             shutdown_reported: false,
+            entropy,
+            outboxes: FreeOutboxes::default(),
         })
     }
 
@@ -213,6 +260,20 @@ impl Engine {
         self.connect_with(addr, self.config.framing, now)
     }
 
+    /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure
+    /// handshake: another key fails the connect with
+    /// [`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch) before anything
+    /// is sent. On a plaintext engine, where no key can be proven, this is
+    /// [`ConnectError::NotSecure`].
+    pub fn connect_pinned(
+        &mut self,
+        addr: SocketAddr,
+        key: PeerKey,
+        now: Instant,
+    ) -> Result<PeerId, ConnectError> {
+        self.connect_full(addr, self.config.framing, Some(key), now)
+    }
+
     /// Like [`connect`](Self::connect), with this connection's framing.
     pub fn connect_with(
         &mut self,
@@ -220,7 +281,21 @@ impl Engine {
         framing: Framing,
         now: Instant,
     ) -> Result<PeerId, ConnectError> {
+        self.connect_full(addr, framing, None, now)
+    }
+
+    /// A connect with its framing and, optionally, the key the remote must prove.
+    pub fn connect_full(
+        &mut self,
+        addr: SocketAddr,
+        framing: Framing,
+        expect: Option<PeerKey>,
+        now: Instant,
+    ) -> Result<PeerId, ConnectError> {
         let now = self.clock.observe(now);
+        if expect.is_some() && self.config.secure.is_none() {
+            return Err(ConnectError::NotSecure);
+        }
         if self.shutting_down {
             return Err(ConnectError::ShuttingDown);
         }
@@ -231,6 +306,11 @@ impl Engine {
             return Err(ConnectError::MaxPendingConnects);
         }
         let id = self.insert_peer(addr, Direction::Outbound, framing, now);
+        if let Some(p) = self.peer_mut(id) {
+            if let Some(channel) = &mut p.secure {
+                channel.expect = expect;
+            }
+        }
         self.pending_connects += 1;
         let deadline = now.saturating_add(crate::clock::nanos(self.config.connect_timeout));
         self.arm(id, TimerKind::Connect, deadline);
@@ -319,7 +399,7 @@ impl Engine {
         let now = self.clock.observe(now);
         let p = self.peer_mut(peer).ok_or(UnknownId)?;
         match p.phase {
-            Phase::Connecting => p.close_when_connected = true,
+            Phase::Connecting | Phase::Handshaking => p.close_when_connected = true,
             Phase::Connected => self.begin_drain(peer, DisconnectReason::Local, now),
             Phase::Draining(_) | Phase::HalfClosed(_) => {}
         }
@@ -397,7 +477,9 @@ impl Engine {
         ids.extend(self.peers.iter().map(|(_, p)| p.id));
         for &peer in &ids {
             match self.peer_ref(peer).map(|p| p.phase) {
-                Some(Phase::Connecting) => self.close(peer, DisconnectReason::Shutdown, now),
+                Some(Phase::Connecting | Phase::Handshaking) => {
+                    self.close(peer, DisconnectReason::Shutdown, now)
+                }
                 Some(Phase::Draining(_) | Phase::HalfClosed(_)) | None => {}
                 Some(Phase::Connected) => self.begin_drain(peer, DisconnectReason::Shutdown, now),
             }
@@ -408,6 +490,15 @@ impl Engine {
     }
 
     // ----- internal helpers --------------------------------------------------------------------
+
+    /// 32 fresh bytes for one handshake's ephemeral key.
+    pub(crate) fn handshake_seed(&mut self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        if let Some(rng) = &mut self.entropy {
+            rng.fill_bytes(&mut seed);
+        }
+        seed
+    }
 
     fn serial(&mut self) -> u64 {
         let s = self.next_serial;
@@ -438,6 +529,11 @@ impl Engine {
             now,
         );
         entry.insert(peer);
+        if self.config.secure.is_some() {
+            if let Some(p) = self.peer_mut(id) {
+                p.secure = Some(Box::new(Channel::new(None)));
+            }
+        }
         id
     }
 
@@ -508,7 +604,7 @@ impl Engine {
         let Phase::Draining(reason) = p.phase else {
             return;
         };
-        if !p.queue.is_empty() {
+        if p.has_output() {
             self.update_interest(peer);
             return;
         }
@@ -530,7 +626,11 @@ impl Engine {
         let Some(p) = self.peer_ref(peer) else { return };
         let slot = p.id.slot();
         let mut p = self.peers.remove(slot);
-        let unsent = p.queue.clear();
+        let mut unsent = p.queue.clear();
+        if let Some(channel) = &mut p.secure {
+            unsent += channel.unsent();
+            channel.discard(&mut self.outboxes);
+        }
         self.totals.unsent += unsent;
         if let Some(segment) = p.segment.take() {
             self.return_segment(segment);
@@ -544,10 +644,28 @@ impl Engine {
         if p.direction == Direction::Inbound {
             self.release_ip(host_key(p.addr.ip()));
         }
-        if p.phase == Phase::Connecting {
+        if p.before_connected() && p.direction == Direction::Inbound {
+            // An accepted connection that never finished its handshake: not a peer the
+            // application knows; one event to log, unless we ended it ourselves.
+            let failure = match reason {
+                DisconnectReason::Handshake(failure) => Some(failure),
+                DisconnectReason::Io(_) | DisconnectReason::Remote => {
+                    Some(HandshakeFailure::Closed)
+                }
+                _ => None,
+            };
+            if let Some(reason) = failure {
+                self.totals.handshake_failures += 1;
+                self.events.push_back(Event::HandshakeFailed {
+                    addr: p.addr,
+                    reason,
+                });
+            }
+        } else if p.before_connected() {
             self.pending_connects = self.pending_connects.saturating_sub(1);
             self.totals.failed_connects += 1;
             let reason = match reason {
+                DisconnectReason::Handshake(failure) => ConnectFailure::Handshake(failure),
                 DisconnectReason::Io(kind) => ConnectFailure::from(kind),
                 DisconnectReason::Shutdown => ConnectFailure::Shutdown,
                 DisconnectReason::IdleTimeout | DisconnectReason::LingerTimeout => {

@@ -56,6 +56,8 @@ pub enum ConnectError {
     MaxPendingConnects,
     /// The engine is shutting down.
     ShuttingDown,
+    /// A pinned key was given to a plaintext engine, which cannot prove any key.
+    NotSecure,
 }
 
 impl fmt::Display for ConnectError {
@@ -64,6 +66,7 @@ impl fmt::Display for ConnectError {
             ConnectError::MaxPeers => "too many peers",
             ConnectError::MaxPendingConnects => "too many connects in flight",
             ConnectError::ShuttingDown => "shutting down",
+            ConnectError::NotSecure => "a pinned key needs a secure engine",
         })
     }
 }

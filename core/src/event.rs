@@ -30,6 +30,9 @@ pub enum ConnectFailure {
     Shutdown,
     /// Any other socket error.
     Io(io::ErrorKind),
+    /// TCP connected, and the secure handshake failed (timed out, malformed, the wrong key, a
+    /// key not allowed, ...).
+    Handshake(crate::HandshakeFailure),
 }
 
 impl From<io::ErrorKind> for ConnectFailure {
@@ -67,6 +70,14 @@ pub enum DisconnectReason {
     },
     /// The engine was shut down.
     Shutdown,
+    /// The secure channel broke: a transport message failed authentication, was malformed, or
+    /// the stream ended inside one. Nothing of the failed message reached the application;
+    /// everything before it did.
+    Secure(crate::TransportFailure),
+    /// The secure handshake failed. Only used inside the engine while a peer handshakes: it
+    /// reaches the application as [`ConnectFailure::Handshake`] or [`Event::HandshakeFailed`],
+    /// never in `Disconnected`.
+    Handshake(crate::HandshakeFailure),
 }
 
 impl fmt::Display for DisconnectReason {
@@ -82,6 +93,8 @@ impl fmt::Display for DisconnectReason {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max}")
             }
             DisconnectReason::Shutdown => f.write_str("engine shut down"),
+            DisconnectReason::Secure(failure) => write!(f, "secure channel: {failure}"),
+            DisconnectReason::Handshake(failure) => write!(f, "{failure}"),
         }
     }
 }
@@ -167,7 +180,8 @@ pub enum Event {
         /// Which limit refused it.
         reason: Refusal,
     },
-    /// A connection is established.
+    /// A connection is established (for a secure engine: the handshake finished and the
+    /// remote's key passed the pin and the allowlist).
     Connected {
         /// The peer.
         peer: PeerId,
@@ -175,6 +189,17 @@ pub enum Event {
         addr: SocketAddr,
         /// Who opened it.
         direction: Direction,
+        /// The remote's proven static key (`None` on a plaintext engine).
+        key: Option<crate::PeerKey>,
+    },
+    /// An accepted connection's secure handshake failed: it never became a peer (no
+    /// `Connected`), and its slot is free again. For logging; counted in
+    /// `GlobalStats::handshake_failures`.
+    HandshakeFailed {
+        /// The remote address.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: crate::HandshakeFailure,
     },
     /// An outbound connect failed; the id is dead.
     ConnectFailed {

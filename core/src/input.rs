@@ -104,8 +104,12 @@ impl Engine {
             .map_or(self.config.framing, |l| l.framing);
         let peer = self.insert_peer(remote, Direction::Inbound, framing, now);
         *self.per_ip.entry(host_key(remote.ip())).or_insert(0) += 1;
-        self.totals.inbound += 1;
-        self.on_established(peer, Direction::Inbound, now);
+        if self.config.secure.is_some() {
+            self.begin_handshake(peer, now);
+        } else {
+            self.totals.inbound += 1;
+            self.on_established(peer, Direction::Inbound, now);
+        }
         Ok(peer)
     }
 
@@ -116,12 +120,63 @@ impl Engine {
         if p.phase != Phase::Connecting {
             return;
         }
-        p.phase = Phase::Connected;
         p.deadlines.set(TimerKind::Connect, None);
+        if p.secure.is_some() {
+            self.begin_handshake(peer, now);
+            return;
+        }
+        p.phase = Phase::Connected;
         let drain = p.close_when_connected;
         self.pending_connects = self.pending_connects.saturating_sub(1);
         self.totals.outbound += 1;
         self.on_established(peer, Direction::Outbound, now);
+        if drain {
+            self.begin_drain(peer, DisconnectReason::Local, now);
+        }
+    }
+
+    /// TCP is up on a secure engine: the handshake starts, under its deadline.
+    fn begin_handshake(&mut self, peer: PeerId, now: Nanos) {
+        let seed = self.handshake_seed();
+        let Some(config) = self.config.secure.as_ref() else {
+            return;
+        };
+        let timeout = nanos(config.handshake_timeout);
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return;
+        };
+        p.phase = Phase::Handshaking;
+        let initiator = p.direction == Direction::Outbound;
+        let started = match &mut p.secure {
+            Some(channel) => channel.begin(initiator, config, seed, &mut self.outboxes),
+            None => Ok(()),
+        };
+        if let Err(failure) = started {
+            self.close(peer, DisconnectReason::Handshake(failure), now);
+            return;
+        }
+        self.arm(peer, TimerKind::Handshake, now.saturating_add(timeout));
+        self.update_interest(peer);
+    }
+
+    /// The secure handshake finished and the remote's key passed the gate: the peer is
+    /// connected.
+    pub(crate) fn finish_handshake(&mut self, peer: PeerId, now: Nanos) {
+        let Some(p) = self.peer_mut(peer) else { return };
+        if p.phase != Phase::Handshaking {
+            return;
+        }
+        p.phase = Phase::Connected;
+        p.deadlines.set(TimerKind::Handshake, None);
+        let direction = p.direction;
+        let drain = p.close_when_connected;
+        if direction == Direction::Outbound {
+            self.pending_connects = self.pending_connects.saturating_sub(1);
+            self.totals.outbound += 1;
+        } else {
+            self.totals.inbound += 1;
+        }
+        self.on_established(peer, direction, now);
         if drain {
             self.begin_drain(peer, DisconnectReason::Local, now);
         }
@@ -133,10 +188,12 @@ impl Engine {
         p.connected_at = Some(now);
         p.last_activity = now;
         let addr = p.addr;
+        let key = p.key();
         self.events.push_back(Event::Connected {
             peer,
             addr,
             direction,
+            key,
         });
         if let Some(idle) = idle {
             self.arm(peer, TimerKind::Idle, now.saturating_add(idle));
@@ -201,6 +258,12 @@ impl Engine {
                     self.close(peer, DisconnectReason::IdleTimeout, now);
                 } else {
                     self.arm(peer, TimerKind::Idle, due);
+                }
+            }
+            TimerKind::Handshake => {
+                if p.phase == Phase::Handshaking {
+                    let reason = DisconnectReason::Handshake(crate::HandshakeFailure::TimedOut);
+                    self.close(peer, reason, now);
                 }
             }
             TimerKind::Linger => {

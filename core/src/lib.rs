@@ -53,6 +53,7 @@ mod peer;
 mod pool;
 mod queue;
 mod rng;
+pub mod secure;
 mod stats;
 mod timer;
 mod transfer;
@@ -67,7 +68,9 @@ pub mod sim;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
-pub use config::{Config, ConfigError, Framing, Limits, Rate, MIN_SEGMENT_SIZE};
+pub use config::{
+    Config, ConfigError, Framing, Limits, Rate, MIN_SECURE_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+};
 pub use engine::{Engine, SendManyFailures};
 pub use error::{BindError, ConnectError, ListenError, SendError, StreamError, UnknownId};
 pub use event::{ConnectFailure, Direction, DisconnectReason, Event, Refusal};
@@ -76,6 +79,12 @@ pub use io::{Interest, Io, Transfer};
 pub use peer::{PeerInfo, PeerState};
 pub use pool::PoolUsage;
 pub use rng::SimRng;
+#[cfg(feature = "os-entropy")]
+pub use secure::os_entropy;
+pub use secure::{
+    Allow, HandshakeFailure, Identity, PeerKey, PeerKeyParseError, SecureConfig, Suite,
+    TransportFailure,
+};
 pub use stats::{FlowStats, GlobalStats, PeerStats};
 
 pub use bytes::Bytes;

@@ -45,6 +45,7 @@ impl Engine {
             state: p.state(),
             framing: p.framing,
             limits: p.limits(),
+            key: p.key(),
         })
     }
 
@@ -64,6 +65,7 @@ impl Engine {
             sent: snapshot(&p.sent, now, since, to_instant),
             connected_since: p.connected_at.and_then(to_instant),
             queued: p.queue.queued(),
+            key: p.key(),
         })
     }
 
@@ -82,6 +84,7 @@ impl Engine {
             refused_connections: t.refused,
             accept_errors: t.accept_errors,
             failed_connects: t.failed_connects,
+            handshake_failures: t.handshake_failures,
             accepted_bytes: t.accepted,
             unsent_bytes: t.unsent,
             queued_bytes: t.accepted - t.written - t.unsent,
@@ -91,6 +94,12 @@ impl Engine {
                 .iter()
                 .map(|(_, p)| p.decoder.spilled_bytes())
                 .sum(),
+            seal_buffer_bytes: self.outboxes.bytes()
+                + self
+                    .peers
+                    .iter()
+                    .map(|(_, p)| p.outbox_bytes())
+                    .sum::<usize>(),
         }
     }
 

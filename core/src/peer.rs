@@ -36,12 +36,16 @@ pub struct PeerInfo {
     pub framing: Framing,
     /// Its current limits.
     pub limits: Limits,
+    /// The remote's proven static key: secure peers once the handshake has shown it.
+    pub key: Option<crate::PeerKey>,
 }
 
 /// The engine's internal life cycle (finer than [`PeerState`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     Connecting,
+    /// TCP is up; the secure handshake runs (counts as connecting for the application).
+    Handshaking,
     Connected,
     /// Flushing the queue before closing; the reason is `Local` (after `disconnect`) or `Remote`
     /// (after the remote's EOF).
@@ -107,6 +111,8 @@ pub(crate) struct Peer {
     /// Bytes accepted by `send` and bytes the socket took, framing included.
     pub(crate) accepted: u64,
     pub(crate) written: u64,
+    /// The secure channel (`None` for a plaintext peer); boxed, so plaintext peers pay a pointer.
+    pub(crate) secure: Option<Box<crate::secure::Channel>>,
 }
 
 impl Peer {
@@ -151,12 +157,13 @@ impl Peer {
             last_activity: now,
             accepted: 0,
             written: 0,
+            secure: None,
         }
     }
 
     pub(crate) fn state(&self) -> PeerState {
         match self.phase {
-            Phase::Connecting => PeerState::Connecting,
+            Phase::Connecting | Phase::Handshaking => PeerState::Connecting,
             Phase::Connected => PeerState::Connected,
             Phase::Draining(_) | Phase::HalfClosed(_) => PeerState::Closing,
         }
@@ -164,7 +171,10 @@ impl Peer {
 
     /// Whether the application may still queue data.
     pub(crate) fn accepts_sends(&self) -> bool {
-        matches!(self.phase, Phase::Connecting | Phase::Connected) && !self.close_when_connected
+        matches!(
+            self.phase,
+            Phase::Connecting | Phase::Handshaking | Phase::Connected
+        ) && !self.close_when_connected
     }
 
     pub(crate) fn may_read(&self) -> bool {
@@ -172,14 +182,63 @@ impl Peer {
     }
 
     pub(crate) fn may_write(&self) -> bool {
-        matches!(self.phase, Phase::Connected | Phase::Draining(_))
+        matches!(
+            self.phase,
+            Phase::Connected | Phase::Draining(_) | Phase::Handshaking
+        )
+    }
+
+    /// Whether the peer never reached `Connected` (its end is a connect or handshake failure).
+    pub(crate) fn before_connected(&self) -> bool {
+        matches!(self.phase, Phase::Connecting | Phase::Handshaking)
+    }
+
+    /// Bytes the peer has to write: sealed bytes, or queued plaintext it may seal (a secure
+    /// peer only after its handshake).
+    pub(crate) fn has_output(&self) -> bool {
+        match &self.secure {
+            None => !self.queue.is_empty(),
+            Some(channel) => {
+                channel.has_output() || (channel.is_established() && !self.queue.is_empty())
+            }
+        }
+    }
+
+    /// Bytes ready for the socket now: sealed bytes for a secure peer, the queue otherwise.
+    pub(crate) fn unwritten(&self) -> u64 {
+        match &self.secure {
+            None => self.queue.queued(),
+            Some(channel) => channel
+                .outbox
+                .as_ref()
+                .map_or(0, |o| o.unwritten().len() as u64),
+        }
+    }
+
+    /// Bytes this peer's segment holds: plaintext not yet framed, then secure-layer bytes not yet
+    /// a whole Noise message.
+    pub(crate) fn held(&self) -> usize {
+        self.filled + self.secure.as_ref().map_or(0, |c| c.pending)
+    }
+
+    /// The remote's proven key (secure peers).
+    pub(crate) fn key(&self) -> Option<crate::PeerKey> {
+        self.secure.as_ref().and_then(|c| c.remote)
+    }
+
+    /// Capacity of the sealed-output buffer this peer holds.
+    pub(crate) fn outbox_bytes(&self) -> usize {
+        self.secure
+            .as_ref()
+            .and_then(|c| c.outbox.as_ref())
+            .map_or(0, |o| o.buf.capacity())
     }
 
     /// What the driver should poll for now.
     pub(crate) fn desired_interest(&self) -> Interest {
         Interest {
             read: self.may_read() && !self.read_paused && self.blocks[DOWN] == Block::None,
-            write: self.may_write() && !self.queue.is_empty() && self.blocks[UP] == Block::None,
+            write: self.may_write() && self.has_output() && self.blocks[UP] == Block::None,
         }
     }
 

@@ -163,7 +163,12 @@ impl SimNet {
 
     /// Adds a node (host `10.0.0.N`, virtual) running an engine with `config`.
     pub fn add_node(&mut self, config: Config) -> Result<NodeId, ConfigError> {
-        let engine = Engine::new(config)?;
+        // Entropy from the network's seed, so secure runs repeat exactly too.
+        let mut entropy = [0u8; 32];
+        for chunk in entropy.chunks_mut(8) {
+            chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        }
+        let engine = Engine::with_entropy(config, entropy)?;
         let n = self.nodes.len();
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, (n >> 8) as u8, (n & 0xff) as u8 + 1));
         self.nodes.push(Node {

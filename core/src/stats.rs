@@ -46,14 +46,18 @@ impl SpeedMeter {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Flow {
     pub(crate) bytes: u64,
+    pub(crate) payload: u64,
     pub(crate) messages: u64,
     pub(crate) last: Option<Nanos>,
     pub(crate) meter: Option<Box<SpeedMeter>>,
 }
 
 impl Flow {
-    pub(crate) fn record(&mut self, now: Nanos, bytes: u64, messages: u64) {
+    /// `bytes` crossed the socket, carrying `payload` application bytes (the same for a
+    /// plaintext peer; less for a secure one, whose handshake and tags count as wire bytes).
+    pub(crate) fn record(&mut self, now: Nanos, bytes: u64, payload: u64, messages: u64) {
         self.bytes += bytes;
+        self.payload += payload;
         self.messages += messages;
         self.last = Some(now);
         self.meter
@@ -65,8 +69,12 @@ impl Flow {
 /// A snapshot of one direction of traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowStats {
-    /// Bytes moved (framing included).
+    /// Bytes that crossed the socket (framing included; for a secure peer also the handshake,
+    /// the Noise length prefixes and tags). Rate limits count these.
     pub bytes: u64,
+    /// Application bytes (framing included) those carried: equal to `bytes` for a plaintext
+    /// peer.
+    pub payload_bytes: u64,
     /// Whole messages moved (in `Raw` mode: chunks received, sends written).
     pub messages: u64,
     /// Bytes per second over the last second.
@@ -88,6 +96,8 @@ pub struct PeerStats {
     pub connected_since: Option<Instant>,
     /// Bytes accepted by `send` and not yet written.
     pub queued: u64,
+    /// The remote's proven static key (secure peers, once the handshake has shown it).
+    pub key: Option<crate::PeerKey>,
 }
 
 /// A snapshot of the whole engine's statistics.
@@ -107,8 +117,11 @@ pub struct GlobalStats {
     pub refused_connections: u64,
     /// Accepts that failed with a socket error (e.g. too many open files).
     pub accept_errors: u64,
-    /// Outbound connects that failed.
+    /// Outbound connects that failed (handshake failures of dials included).
     pub failed_connects: u64,
+    /// Accepted connections whose secure handshake failed (each also reported as
+    /// `Event::HandshakeFailed`).
+    pub handshake_failures: u64,
     /// Bytes accepted by `send` since the start (framing included).
     pub accepted_bytes: u64,
     /// Bytes accepted but reported unsent when their peer went away.
@@ -119,6 +132,8 @@ pub struct GlobalStats {
     pub pool_bytes_in_use: usize,
     /// Bytes held outside the pool for messages larger than a segment.
     pub spilled_bytes: usize,
+    /// Bytes of sealed-output buffers (secure peers), lent or kept for reuse.
+    pub seal_buffer_bytes: usize,
 }
 
 pub(crate) fn snapshot(
@@ -135,6 +150,7 @@ pub(crate) fn snapshot(
     };
     FlowStats {
         bytes: flow.bytes,
+        payload_bytes: flow.payload,
         messages: flow.messages,
         current_speed: flow.meter.as_ref().map_or(0, |m| m.speed(now, since)),
         average_speed,

@@ -22,10 +22,12 @@ pub(crate) enum TimerKind {
     ReadBudget,
     /// The peer's upload budget returns.
     WriteBudget,
+    /// The secure handshake must finish.
+    Handshake,
 }
 
 impl TimerKind {
-    pub(crate) const COUNT: usize = 5;
+    pub(crate) const COUNT: usize = 6;
 
     pub(crate) fn index(self) -> usize {
         self as usize

@@ -5,6 +5,7 @@ use crate::engine::{lookup, Engine};
 use crate::frame::{min_tail, FrameTooLarge};
 use crate::peer::{Block, Phase, DOWN, UP};
 use crate::queue::MAX_SLICES;
+use crate::secure::Failure;
 use crate::timer::TimerKind;
 use crate::{DisconnectReason, Event, PeerId, Transfer};
 use bytes::BytesMut;
@@ -126,13 +127,14 @@ impl Engine {
             return Err(Transfer::Paused);
         }
         let p = lookup(&mut self.peers, peer).ok_or(Transfer::Closed)?;
-        let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.filled);
+        let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.held());
         Ok(budget.min(room))
     }
 
+    /// The peer's segment and where the next read lands (after everything it holds).
     fn read_target(&mut self, peer: PeerId) -> Option<(&mut crate::pool::Segment, usize)> {
         let p = lookup(&mut self.peers, peer)?;
-        let filled = p.filled;
+        let filled = p.held();
         p.segment.as_mut().map(|s| (s, filled))
     }
 
@@ -215,7 +217,7 @@ impl Engine {
         F: FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     {
         let now = self.clock.observe(now);
-        let Some(p) = self.peer_mut(peer) else {
+        let Some(p) = lookup(&mut self.peers, peer) else {
             return Transfer::Closed;
         };
         if !p.may_write() {
@@ -225,25 +227,41 @@ impl Engine {
                 Transfer::Closed
             };
         }
-        if p.queue.is_empty() || p.blocks[UP] != Block::None || limit == 0 {
+        if !p.has_output() || p.blocks[UP] != Block::None || limit == 0 {
             return Transfer::Paused;
         }
-        let want = p
-            .queue
-            .queued()
-            .min(u64::try_from(limit).unwrap_or(u64::MAX));
+        if let Some(channel) = &mut p.secure {
+            if let Err(failure) = channel.seal(&mut p.queue, &mut self.outboxes) {
+                self.close(peer, DisconnectReason::Secure(failure), now);
+                return Transfer::Closed;
+            }
+        }
+        let Some(pending) = self.peer_ref(peer).map(|p| p.unwritten()) else {
+            return Transfer::Closed;
+        };
+        let want = pending.min(u64::try_from(limit).unwrap_or(u64::MAX));
+        if want == 0 {
+            return Transfer::Paused;
+        }
         let Some(budget) = self.budget(peer, UP, want, now) else {
             return Transfer::Paused;
         };
         let Some(p) = self.peer_mut(peer) else {
             return Transfer::Closed;
         };
-        let result = {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-            let count = p.queue.slices(budget, &mut slices);
-            let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
-            write(&slices[..count]).map(|n| n.min(offered))
+        let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+        let result = match p.secure.as_ref().and_then(|c| c.outbox.as_ref()) {
+            Some(outbox) => {
+                let sealed = outbox.unwritten();
+                let chunk = &sealed[..budget.min(sealed.len())];
+                write(&[IoSlice::new(chunk)]).map(|n| n.min(chunk.len()))
+            }
+            None => {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = p.queue.slices(budget, &mut slices);
+                let offered: usize = slices[..count].iter().map(|s| s.len()).sum();
+                write(&slices[..count]).map(|n| n.min(offered))
+            }
         };
         match result {
             Ok(0) => {
@@ -327,17 +345,17 @@ impl Engine {
         let Some(p) = lookup(&mut self.peers, peer) else {
             return false;
         };
-        let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.filled);
+        let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.held());
         if room >= min_room {
             return true;
         }
         let mut old = p.segment.take();
         if let Some(segment) = old.as_mut() {
-            if p.filled + min_tail(segment_size) > segment_size {
+            if p.held() + min_tail(segment_size) > segment_size {
                 // A fresh segment could not hold this message with a useful tail: spill it.
                 p.decoder.spill(segment, &mut p.filled);
             }
-            if p.filled == 0 {
+            if p.held() == 0 {
                 if let Some(segment) = old.take() {
                     self.return_segment(segment);
                 }
@@ -345,13 +363,21 @@ impl Engine {
         }
         let carry = old
             .as_ref()
-            .map_or(0, |_| self.peer_ref(peer).map_or(0, |p| p.filled));
+            .map_or(0, |_| self.peer_ref(peer).map_or(0, |p| p.held()));
         let mut fresh = self.take_segment(carry + min_room);
         if fresh.is_none() {
             if let Some(mut segment) = old.take() {
                 // Our own partial message must not wait for memory only we hold.
-                if let Some(p) = lookup(&mut self.peers, peer) {
-                    p.decoder.spill(&mut segment, &mut p.filled);
+                let Some(p) = lookup(&mut self.peers, peer) else {
+                    self.return_segment(segment);
+                    return false;
+                };
+                p.decoder.spill(&mut segment, &mut p.filled);
+                if p.held() > 0 {
+                    // A partial Noise message cannot leave the segment: keep it and wait.
+                    p.segment = Some(segment);
+                    self.wait_for_pool(peer, now);
+                    return false;
                 }
                 self.return_segment(segment);
                 fresh = self.take_segment(min_room);
@@ -366,7 +392,7 @@ impl Engine {
             return false;
         };
         if let Some(mut old) = old {
-            let carry = p.filled;
+            let carry = p.held();
             if fresh.len() >= carry {
                 fresh[..carry].copy_from_slice(&old[..carry]);
             } else {
@@ -411,8 +437,9 @@ impl Engine {
                 continue;
             };
             p.decoder.spill(&mut segment, &mut p.filled);
-            if p.filled > 0 {
-                // Cannot happen after a decode; keep the segment rather than lose bytes.
+            if p.held() > 0 {
+                // A partial Noise message (or, never after a decode, complete frames) stays:
+                // keep the segment rather than lose bytes.
                 p.segment = Some(segment);
                 continue;
             }
@@ -439,7 +466,7 @@ impl Engine {
             return;
         };
         p.idle = true;
-        if p.filled == 0 {
+        if p.held() == 0 {
             if let Some(segment) = p.segment.take() {
                 self.return_segment(segment);
             }
@@ -460,13 +487,52 @@ impl Engine {
 
     fn on_read(&mut self, peer: PeerId, n: usize, now: Nanos) {
         self.charge(peer, DOWN, n as u64, now);
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return;
+        };
+        p.last_activity = now;
+        let mut payload = n;
+        match (
+            &mut p.secure,
+            p.segment.as_mut(),
+            self.config.secure.as_ref(),
+        ) {
+            (Some(channel), Some(segment), Some(config)) => {
+                channel.pending += n;
+                match channel.open(segment, &mut p.filled, config, &mut self.outboxes) {
+                    Ok(opened) => {
+                        payload = opened.plain;
+                        if opened.established {
+                            // `Connected` goes out before anything received after it.
+                            self.finish_handshake(peer, now);
+                        }
+                        self.update_interest(peer);
+                    }
+                    Err(failure) => {
+                        p.received.record(now, n as u64, 0, 0);
+                        self.totals.received.record(now, n as u64, 0, 0);
+                        let reason = match failure {
+                            Failure::Handshake(f) => DisconnectReason::Handshake(f),
+                            Failure::Transport(f) => DisconnectReason::Secure(f),
+                        };
+                        self.close(peer, reason, now);
+                        return;
+                    }
+                }
+            }
+            _ => p.filled += n,
+        }
+        self.decode_received(peer, n, payload, now);
+    }
+
+    /// Hands every whole message in the peer's plaintext to the application and records the
+    /// read (`wire` bytes from the socket, carrying `payload` application bytes).
+    fn decode_received(&mut self, peer: PeerId, wire: usize, payload: usize, now: Nanos) {
         let segment_size = self.pool.segment_size();
         let events = &mut self.events;
         let Some(p) = lookup(&mut self.peers, peer) else {
             return;
         };
-        p.filled += n;
-        p.last_activity = now;
         let mut messages = 0;
         let decoded = match p.segment.as_mut() {
             Some(segment) => p
@@ -477,8 +543,9 @@ impl Engine {
                 }),
             None => Ok(()),
         };
-        p.received.record(now, n as u64, messages);
-        self.totals.received.record(now, n as u64, messages);
+        let (wire, payload) = (wire as u64, payload as u64);
+        p.received.record(now, wire, payload, messages);
+        self.totals.received.record(now, wire, payload, messages);
         self.totals.first_activity.get_or_insert(now);
         if let Err(FrameTooLarge { len }) = decoded {
             let max = self.config.max_frame_size as u64;
@@ -489,6 +556,19 @@ impl Engine {
     fn on_eof(&mut self, peer: PeerId, now: Nanos) {
         let Some(p) = self.peer_mut(peer) else { return };
         p.eof = true;
+        let secure_end = match &mut p.secure {
+            Some(_) if p.phase == Phase::Handshaking => {
+                Some(DisconnectReason::Handshake(crate::HandshakeFailure::Closed))
+            }
+            Some(channel) if channel.pending > 0 => {
+                Some(DisconnectReason::Secure(crate::TransportFailure::Truncated))
+            }
+            _ => None,
+        };
+        if let Some(reason) = secure_end {
+            self.close(peer, reason, now);
+            return;
+        }
         if let Some(segment) = p.segment.take() {
             // A partial message at EOF is dropped with the connection's receive state.
             self.return_segment(segment);
@@ -500,7 +580,7 @@ impl Engine {
         // A partial message at EOF will never complete: drop whatever it holds.
         p.decoder = crate::frame::Decoder::new(p.framing, max_frame);
         match p.phase {
-            Phase::Connecting => {}
+            Phase::Connecting | Phase::Handshaking => {}
             Phase::Connected if half_close => {
                 self.events.push_back(Event::ReadClosed { peer });
             }
@@ -514,20 +594,26 @@ impl Engine {
     fn on_written(&mut self, peer: PeerId, n: usize, now: Nanos) {
         self.charge(peer, UP, n as u64, now);
         let low = self.config.send_queue_low_water as u64;
-        let Some(p) = self.peer_mut(peer) else { return };
-        let completed = p.queue.advance(n);
-        p.written += n as u64;
+        let Some(p) = lookup(&mut self.peers, peer) else {
+            return;
+        };
+        let (plain, completed) = match &mut p.secure {
+            None => (n as u64, p.queue.advance(n)),
+            Some(channel) => channel.written(n, &mut self.outboxes),
+        };
+        p.written += plain;
         p.last_activity = now;
-        p.sent.record(now, n as u64, completed);
+        p.sent.record(now, n as u64, plain, completed);
         let writable = p.notify_writable && p.queue.queued() <= low;
         if writable {
             p.notify_writable = false;
         }
-        self.totals.written += n as u64;
-        self.totals.sent.record(now, n as u64, completed);
+        self.totals.written += plain;
+        self.totals.sent.record(now, n as u64, plain, completed);
         self.totals.first_activity.get_or_insert(now);
-        if self.config.sent_events {
-            self.events.push_back(Event::Sent { peer, bytes: n });
+        if self.config.sent_events && plain > 0 {
+            let bytes = usize::try_from(plain).unwrap_or(usize::MAX);
+            self.events.push_back(Event::Sent { peer, bytes });
         }
         if writable {
             self.events.push_back(Event::Writable { peer });

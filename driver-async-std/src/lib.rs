@@ -82,7 +82,8 @@ pub use node::{Events, Node};
 pub use stream::PeerStream;
 
 pub use openp2p_core::{
-    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Event,
+    Allow, HandshakeFailure, Identity, PeerKey, PeerKeyParseError, SecureConfig, Suite,
+    TransportFailure, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Event,
     FlowStats, Framing, GlobalStats, Limits, ListenError, ListenerId, PeerId, PeerInfo, PeerState,
     PeerStats, Rate, Refusal, SendError, SendManyFailures, UnknownId,
 };

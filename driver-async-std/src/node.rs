@@ -143,7 +143,7 @@ impl Node {
         // The driver releases send credit on `Sent`, so the engine always reports it; the
         // driver forwards it only if the application asked for it.
         let forward_sent = config.sent_events;
-        let engine = Engine::new(Config {
+        let engine = Engine::with_os_entropy(Config {
             sent_events: true,
             ..config.clone()
         })?;

@@ -90,7 +90,8 @@ pub mod discovery {
 /// The engine crate, for its less common types (`openp2p_mio::core::ListenError`, ...).
 pub use openp2p_core as core;
 pub use openp2p_core::{
-    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
+    Allow, HandshakeFailure, Identity, PeerKey, PeerKeyParseError, SecureConfig, Suite,
+    TransportFailure, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
     Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenerId, PeerId, PeerInfo,
     PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures, Transfer,
     UnknownId, MIN_SEGMENT_SIZE,

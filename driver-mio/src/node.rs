@@ -86,7 +86,7 @@ impl Node {
     /// `config.nodelay`, `config.keepalive` and `config.listen_backlog` apply to the sockets this
     /// driver opens; everything else is the engine's.
     pub fn start(config: Config) -> Result<(Node, Events), StartError> {
-        let engine = Engine::new(config).map_err(StartError::Config)?;
+        let engine = Engine::with_os_entropy(config).map_err(StartError::Config)?;
         let poll = Poll::new().map_err(StartError::Io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(StartError::Io)?);
         let commands: Arc<Handoff<Vec<Command>>> = Arc::default();

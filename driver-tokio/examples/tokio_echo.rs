@@ -18,6 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 peer,
                 addr,
                 direction: Direction::Inbound,
+                key: _,
             } => {
                 println!("{peer} connected from {addr}");
                 let (mut reader, mut writer) = tokio::io::split(node.stream(peer)?);

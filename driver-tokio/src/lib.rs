@@ -115,7 +115,8 @@ pub use node::{Events, Node};
 pub use stream::PeerStream;
 
 pub use openp2p_core::{
-    Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
+    Allow, HandshakeFailure, Identity, PeerKey, PeerKeyParseError, SecureConfig, Suite,
+    TransportFailure, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
     Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenError, ListenerId, PeerId,
     PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures,
     Transfer, UnknownId, MIN_SEGMENT_SIZE,

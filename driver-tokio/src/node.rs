@@ -64,7 +64,7 @@ impl Node {
     /// runtime (either flavour; it needs the IO and time drivers, as `#[tokio::main]` enables).
     pub fn start(config: Config) -> Result<Node, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        let engine = Engine::new(config.clone())?;
+        let engine = Engine::with_os_entropy(config.clone())?;
         let (commands, receiver) = unbounded_channel();
         let shared = Arc::new(Shared::default());
         shared.lock().commands = Some(commands.downgrade());

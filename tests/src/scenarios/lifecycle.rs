@@ -59,7 +59,7 @@ fn run<H: Harness>(h: &mut H, bind: SocketAddr) {
     let (events, sent) = take_until(&client, |e| matches!(e, Event::Connected { .. }));
     assert_eq!(sent, 0, "{}: Sent before Connected", h.name());
     assert!(
-        matches!(events[..], [Event::Connected { peer, addr: a, direction: Direction::Outbound }]
+        matches!(events[..], [Event::Connected { peer, addr: a, direction: Direction::Outbound, key: _ }]
             if peer == c_peer && a == addr),
         "{}: client events {events:?}",
         h.name()
@@ -71,6 +71,7 @@ fn run<H: Harness>(h: &mut H, bind: SocketAddr) {
             peer,
             addr: remote,
             direction: Direction::Inbound,
+            key: _,
         }] if a == addr => {
             if !h.is_virtual() {
                 // The simulated network gives every host an IPv4 address of its own.
