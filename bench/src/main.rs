@@ -24,13 +24,14 @@ static ALLOC: workloads::allocs::CountingAlloc = workloads::allocs::CountingAllo
 type Workload = fn(&Opts) -> Outcome;
 
 /// Every workload, in the order a run does them.
-const WORKLOADS: [(&str, Workload); 6] = [
+const WORKLOADS: [(&str, Workload); 7] = [
     ("bulk", workloads::bulk::run),
     ("echo", workloads::echo::run),
     ("churn", workloads::churn::run),
     ("idle", workloads::idle::run),
     ("allocs", workloads::allocs::run),
     ("rate", workloads::rate::run),
+    ("secure", workloads::secure::run),
 ];
 
 /// Side-by-side benchmarks of openp2p's drivers, raw mio / Tokio / smol baselines and
@@ -45,7 +46,7 @@ struct Cli {
     /// bulk does three times as many].
     #[arg(long)]
     runs: Option<usize>,
-    /// Only these workloads (comma-separated): bulk, echo, churn, idle, allocs, rate.
+    /// Only these workloads (comma-separated): bulk, echo, churn, idle, allocs, rate, secure.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Directory for BENCHMARKS.md and bench/plots/ [default: the repository root].

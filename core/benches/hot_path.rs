@@ -21,10 +21,32 @@ const CASES: [(Framing, usize, &str); 4] = [
     (Framing::LengthPrefixed, 64 * 1024, "length_prefixed/64KiB"),
 ];
 
+/// Every case plaintext, then over a Noise channel (AES-256-GCM).
+fn pairs() -> impl Iterator<Item = (Framing, usize, String, bool)> {
+    [false, true].into_iter().flat_map(|secure| {
+        CASES.into_iter().map(move |(framing, size, name)| {
+            let name = if secure {
+                format!("secure/{name}")
+            } else {
+                name.to_string()
+            };
+            (framing, size, name, secure)
+        })
+    })
+}
+
+fn pair(framing: Framing, secure: bool) -> Pair {
+    if secure {
+        Pair::secure(framing)
+    } else {
+        Pair::new(framing)
+    }
+}
+
 fn report_allocations() {
     println!("allocations per message in steady state (after 2,000 warm-up messages):");
-    for (framing, size, name) in CASES {
-        let mut pair = Pair::new(framing);
+    for (framing, size, name, secure) in pairs() {
+        let mut pair = pair(framing, secure);
         let message = Bytes::from(vec![1u8; size]);
         for _ in 0..2_000 {
             pair.transfer(&message);
@@ -46,11 +68,11 @@ fn main() {
     report_allocations();
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("send_and_receive");
-    for (framing, size, name) in CASES {
-        let mut pair = Pair::new(framing);
+    for (framing, size, name, secure) in pairs() {
+        let mut pair = pair(framing, secure);
         let message = Bytes::from(vec![1u8; size]);
         group.throughput(Throughput::Bytes(size as u64));
-        group.bench_function(name, |b| b.iter(|| black_box(pair.transfer(&message))));
+        group.bench_function(&name, |b| b.iter(|| black_box(pair.transfer(&message))));
     }
     group.finish();
     c.final_summary();

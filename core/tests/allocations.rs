@@ -9,8 +9,12 @@ use openp2p_core::{Bytes, Framing};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-fn allocations_per_message(framing: Framing, size: usize) -> f64 {
-    let mut pair = Pair::new(framing);
+fn allocations_per_message(framing: Framing, size: usize, secure: bool) -> f64 {
+    let mut pair = if secure {
+        Pair::secure(framing)
+    } else {
+        Pair::new(framing)
+    };
     let message = Bytes::from(vec![0xAB; size]);
     // Warm up: queues, event rings and pool segments reach their working size.
     for _ in 0..2_000 {
@@ -29,11 +33,13 @@ fn allocations_per_message(framing: Framing, size: usize) -> f64 {
 fn steady_state_messages_allocate_nothing() {
     for framing in [Framing::Raw, Framing::LengthPrefixed] {
         for size in [64, 64 * 1024] {
-            let per_message = allocations_per_message(framing, size);
-            assert_eq!(
-                per_message, 0.0,
-                "{framing:?} {size} B: {per_message} allocations/message"
-            );
+            for secure in [false, true] {
+                let per_message = allocations_per_message(framing, size, secure);
+                assert_eq!(
+                    per_message, 0.0,
+                    "{framing:?} {size} B secure={secure}: {per_message} allocations/message"
+                );
+            }
         }
     }
 }

@@ -13,13 +13,20 @@ use tokio::runtime::Runtime;
 /// `Writable`; a receiver node whose application counts and drops `Received` data. Both
 /// applications are spawned tasks, like the raw baseline's writer and reader.
 pub fn bulk(size: BulkSize) -> BenchResult<Span> {
-    let rt = super::raw_tokio::runtime()?;
-    rt.block_on(async {
-        // Nobody listens for `Sent` (the raw baseline has no such events either).
-        let config = Config {
+    // Nobody listens for `Sent` (the raw baseline has no such events either).
+    bulk_with(
+        size,
+        Config {
             sent_events: false,
             ..Config::default()
-        };
+        },
+    )
+}
+
+/// [`bulk`] with both nodes on `config` (the secure workload's plaintext and secure runs).
+pub fn bulk_with(size: BulkSize, config: Config) -> BenchResult<Span> {
+    let rt = super::raw_tokio::runtime()?;
+    rt.block_on(async {
         let receiver = Node::start(config.clone())?;
         let addr = receiver.listen(super::loopback()).await?;
         let sender = Node::start(config)?;

@@ -9,5 +9,6 @@ pub mod idle;
 pub mod idle_child;
 pub mod rate;
 pub mod rate_stats;
+pub mod secure;
 pub mod stall_probe;
 pub mod sync_node;

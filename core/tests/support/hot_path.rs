@@ -2,7 +2,9 @@
 //! pair of engines joined by a byte buffer (no sockets, so only the engine's own work is measured).
 #![allow(unsafe_code, dead_code)]
 
-use openp2p_core::{Bytes, Config, Engine, Event, Framing, PeerId, Transfer};
+use openp2p_core::{
+    Bytes, Config, Engine, Event, Framing, Identity, PeerId, SecureConfig, Transfer,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -69,13 +71,23 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(framing: Framing) -> Pair {
+        Self::with(framing, false)
+    }
+
+    /// A pair over a Noise secure channel (AES-GCM), its handshake completed.
+    pub fn secure(framing: Framing) -> Pair {
+        Self::with(framing, true)
+    }
+
+    fn with(framing: Framing, secure: bool) -> Pair {
         let now = Instant::now();
-        let config = Config {
+        let config = |n: u8| Config {
             framing,
+            secure: secure.then(|| SecureConfig::new(Identity::from_entropy([n; 32]))),
             ..Config::default()
         };
-        let mut sender = Engine::new(config.clone()).expect("valid config");
-        let mut receiver = Engine::new(config).expect("valid config");
+        let mut sender = Engine::with_entropy(config(1), [1; 32]).expect("valid config");
+        let mut receiver = Engine::with_entropy(config(2), [2; 32]).expect("valid config");
         let addr: SocketAddr = "127.0.0.1:1".parse().expect("address");
         let listener = receiver.listen(addr).expect("listen");
         receiver.handle_listening(listener, addr, now);
@@ -94,7 +106,46 @@ impl Pair {
             received: 0,
         };
         pair.drain();
+        if secure {
+            pair.handshake();
+        }
         pair
+    }
+
+    /// Moves handshake messages both ways until neither side has anything to write.
+    fn handshake(&mut self) {
+        let now = self.now;
+        for _ in 0..4 {
+            let ab = Self::written(&mut self.sender, self.to_receiver, now);
+            let ba = Self::written(&mut self.receiver, self.from_sender, now);
+            Self::deliver(&mut self.receiver, self.from_sender, now, &ab);
+            Self::deliver(&mut self.sender, self.to_receiver, now, &ba);
+            self.drain();
+        }
+    }
+
+    fn written(engine: &mut Engine, peer: PeerId, now: Instant) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Transfer::Moved(_) = engine.write_to(peer, now, |slices| {
+            slices.iter().for_each(|s| out.extend_from_slice(s));
+            Ok(slices.iter().map(|s| s.len()).sum())
+        }) {}
+        out
+    }
+
+    fn deliver(engine: &mut Engine, peer: PeerId, now: Instant, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            let moved = engine.read_from(peer, now, |buf| {
+                let n = buf.len().min(bytes.len() - at);
+                buf[..n].copy_from_slice(&bytes[at..at + n]);
+                at += n;
+                Ok(n)
+            });
+            if !matches!(moved, Transfer::Moved(_)) {
+                break;
+            }
+        }
     }
 
     /// Sends one message and moves it across; returns the payload bytes delivered.
