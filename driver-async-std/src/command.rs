@@ -3,7 +3,9 @@
 use crate::error::BindError;
 use async_channel::Sender;
 use bytes::Bytes;
-use openp2p_core::{ConnectError, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats};
+use openp2p_core::{
+    ConnectError, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerKey, PeerStats,
+};
 use std::net::SocketAddr;
 
 /// One request from a [`Node`](crate::Node) or [`PeerStream`](crate::PeerStream). Replies travel
@@ -18,6 +20,8 @@ pub(crate) enum Command {
     Connect {
         addr: SocketAddr,
         framing: Option<Framing>,
+        /// The key the remote must prove (a pinned dial).
+        expect: Option<PeerKey>,
         reply: Sender<Result<PeerId, ConnectError>>,
     },
     /// `credit` framed bytes were admitted by the handle; the driver gives them back when they

@@ -160,6 +160,7 @@ impl Link {
                 .push(Command::Connect {
                     addr,
                     framing: None,
+                    expect: None,
                     reply,
                 })
                 .is_err()

@@ -278,10 +278,11 @@ impl Driver {
             Command::Connect {
                 addr,
                 framing,
+                expect,
                 reply,
             } => {
                 let framing = framing.unwrap_or(self.default_framing);
-                match self.engine.connect_with(addr, framing, now) {
+                match self.engine.connect_full(addr, framing, expect, now) {
                     Ok(peer) => {
                         let io = PeerIo::new(PeerShared::new(peer, framing), None, &self.ready);
                         self.insert_peer(io);

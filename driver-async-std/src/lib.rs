@@ -82,8 +82,8 @@ pub use node::{Events, Node};
 pub use stream::PeerStream;
 
 pub use openp2p_core::{
-    Allow, HandshakeFailure, Identity, PeerKey, PeerKeyParseError, SecureConfig, Suite,
-    TransportFailure, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Event,
-    FlowStats, Framing, GlobalStats, Limits, ListenError, ListenerId, PeerId, PeerInfo, PeerState,
-    PeerStats, Rate, Refusal, SendError, SendManyFailures, UnknownId,
+    Allow, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason,
+    Event, FlowStats, Framing, GlobalStats, HandshakeFailure, Identity, Limits, ListenError,
+    ListenerId, PeerId, PeerInfo, PeerKey, PeerKeyParseError, PeerState, PeerStats, Rate, Refusal,
+    SecureConfig, SendError, SendManyFailures, Suite, TransportFailure, UnknownId,
 };

@@ -2,7 +2,7 @@
 
 use crate::error::{BindError, DialError};
 use crate::{
-    Bytes, ConnectFailure, DriverStats, Engine, Framing, Limits, PeerId, SendError,
+    Bytes, ConnectFailure, DriverStats, Engine, Framing, Limits, PeerId, PeerKey, SendError,
     SendManyFailures,
 };
 use std::net::SocketAddr;
@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Connect {
         addr: SocketAddr,
         framing: Option<Framing>,
+        /// The key the remote must prove (a pinned dial).
+        expect: Option<PeerKey>,
         reply: SyncSender<Result<PeerId, DialError>>,
         outcome: Option<SyncSender<Outcome>>,
     },

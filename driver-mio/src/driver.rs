@@ -219,11 +219,12 @@ impl Driver {
             Command::Connect {
                 addr,
                 framing,
+                expect,
                 reply,
                 outcome,
             } => {
                 let framing = framing.unwrap_or(self.engine.config().framing);
-                match self.engine.connect_with(addr, framing, now) {
+                match self.engine.connect_full(addr, framing, expect, now) {
                     Ok(peer) => {
                         if let Some(outcome) = outcome {
                             self.watched.insert(peer, outcome);

@@ -8,8 +8,8 @@ use crate::events::{Batch, Events};
 use crate::handoff::Handoff;
 use crate::listeners::Listeners;
 use crate::{
-    Bytes, Config, DriverStats, Engine, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats,
-    PoolUsage, SendManyFailures,
+    Bytes, Config, DriverStats, Engine, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerKey,
+    PeerStats, PoolUsage, SendManyFailures,
 };
 use mio::{Poll, Waker};
 use std::net::SocketAddr;
@@ -198,6 +198,24 @@ impl Node {
         self.ask(|reply| Command::Connect {
             addr,
             framing,
+            expect: None,
+            reply,
+            outcome: None,
+        })
+        .map_err(|Stopped| DialError::Stopped)?
+    }
+
+    /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure handshake.
+    /// Another key ends the connect in [`Event::ConnectFailed`](crate::Event::ConnectFailed) with
+    /// [`ConnectFailure::Handshake`](crate::ConnectFailure::Handshake)`(`[`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch)`
+    /// { expected, actual })` before anything is sent; on a node without
+    /// [`Config::secure`](crate::Config::secure) this is
+    /// [`DialError::Rejected`]`(`[`ConnectError::NotSecure`](crate::ConnectError::NotSecure)`)`.
+    pub fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, DialError> {
+        self.ask(|reply| Command::Connect {
+            addr,
+            framing: None,
+            expect: Some(key),
             reply,
             outcome: None,
         })
@@ -212,6 +230,7 @@ impl Node {
             .ask(|reply| Command::Connect {
                 addr,
                 framing: None,
+                expect: None,
                 reply,
                 outcome: Some(outcome_tx),
             })

@@ -3,7 +3,7 @@
 use crate::error::BindError;
 use bytes::Bytes;
 use openp2p_core::{
-    ConnectError, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats, UnknownId,
+    ConnectError, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerKey, PeerStats, UnknownId,
 };
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -21,6 +21,8 @@ pub(crate) enum Command {
     Connect {
         addr: SocketAddr,
         framing: Option<Framing>,
+        /// The key the remote must prove (a pinned dial).
+        expect: Option<PeerKey>,
         reply: Reply<Result<PeerId, ConnectError>>,
     },
     /// A message already admitted against the peer's send-queue mirror (`Node::send` and stream

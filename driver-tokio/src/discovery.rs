@@ -147,6 +147,7 @@ fn forward(
         let _ = commands.send(Command::Connect {
             addr,
             framing: None,
+            expect: None,
             reply,
         });
         dials.pending.push((node, answer));

@@ -115,9 +115,9 @@ pub use node::{Events, Node};
 pub use stream::PeerStream;
 
 pub use openp2p_core::{
-    Allow, HandshakeFailure, Identity, PeerKey, PeerKeyParseError, SecureConfig, Suite,
-    TransportFailure, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason, Engine,
-    Event, FlowStats, Framing, GlobalStats, Interest, Io, Limits, ListenError, ListenerId, PeerId,
-    PeerInfo, PeerState, PeerStats, PoolUsage, Rate, Refusal, SendError, SendManyFailures,
-    Transfer, UnknownId, MIN_SEGMENT_SIZE,
+    Allow, Bytes, Config, ConfigError, ConnectError, ConnectFailure, Direction, DisconnectReason,
+    Engine, Event, FlowStats, Framing, GlobalStats, HandshakeFailure, Identity, Interest, Io,
+    Limits, ListenError, ListenerId, PeerId, PeerInfo, PeerKey, PeerKeyParseError, PeerState,
+    PeerStats, PoolUsage, Rate, Refusal, SecureConfig, SendError, SendManyFailures, Suite,
+    Transfer, TransportFailure, UnknownId, MIN_SEGMENT_SIZE,
 };

@@ -8,8 +8,8 @@ use crate::stream::PeerStream;
 use bytes::Bytes;
 use futures_core::Stream;
 use openp2p_core::{
-    Config, ConnectError, Engine, Event, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerStats,
-    SendError, SendManyFailures, UnknownId,
+    Config, ConnectError, Engine, Event, Framing, GlobalStats, Limits, PeerId, PeerInfo, PeerKey,
+    PeerStats, SendError, SendManyFailures, UnknownId,
 };
 use std::fmt;
 use std::net::SocketAddr;
@@ -111,7 +111,7 @@ impl Node {
     /// Starts connecting to `addr` and returns the new peer's id at once. Exactly one
     /// [`Event::Connected`] or [`Event::ConnectFailed`] follows; data sent meanwhile is queued.
     pub async fn connect(&self, addr: SocketAddr) -> Result<PeerId, ConnectError> {
-        self.connect_inner(addr, None).await
+        self.connect_inner(addr, None, None).await
     }
 
     /// Like [`connect`](Self::connect), with this connection's framing.
@@ -120,17 +120,32 @@ impl Node {
         addr: SocketAddr,
         framing: Framing,
     ) -> Result<PeerId, ConnectError> {
-        self.connect_inner(addr, Some(framing)).await
+        self.connect_inner(addr, Some(framing), None).await
+    }
+
+    /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure handshake.
+    /// Another key ends the connect in [`Event::ConnectFailed`] with
+    /// [`ConnectFailure::Handshake`](crate::ConnectFailure::Handshake)`(`[`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch)`
+    /// { expected, actual })` before anything is sent; on a node without
+    /// [`Config::secure`] this fails at once with [`ConnectError::NotSecure`].
+    pub async fn connect_pinned(
+        &self,
+        addr: SocketAddr,
+        key: PeerKey,
+    ) -> Result<PeerId, ConnectError> {
+        self.connect_inner(addr, None, Some(key)).await
     }
 
     async fn connect_inner(
         &self,
         addr: SocketAddr,
         framing: Option<Framing>,
+        expect: Option<PeerKey>,
     ) -> Result<PeerId, ConnectError> {
         self.ask(|reply| Command::Connect {
             addr,
             framing,
+            expect,
             reply,
         })
         .await

@@ -394,12 +394,11 @@ impl Driver {
             Command::Connect {
                 addr,
                 framing,
+                expect,
                 reply,
             } => {
-                let peer = match framing {
-                    Some(framing) => engine.connect_with(addr, framing, now),
-                    None => engine.connect(addr, now),
-                };
+                let framing = framing.unwrap_or(engine.config().framing);
+                let peer = engine.connect_full(addr, framing, expect, now);
                 if let Ok(peer) = peer {
                     self.add_peer(peer);
                 }
