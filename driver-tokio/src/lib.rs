@@ -109,6 +109,12 @@ mod shared;
 mod socket;
 mod stream;
 
+/// The workspace README's Rust blocks (the ten lines of Tokio, the secure example), compiled
+/// as this crate's doctests so they keep building.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use driver::DriverStats;
 pub use error::{BindError, StartError, StreamError};
 pub use node::{Events, Node};
