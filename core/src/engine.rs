@@ -576,6 +576,28 @@ impl Engine {
         2 * (self.peers.len() + 8) * crate::timer::TimerKind::COUNT
     }
 
+    /// Closes a peer whose handshake failed, reporting `failure`.
+    pub(crate) fn fail_handshake(&mut self, peer: PeerId, failure: HandshakeFailure, now: Nanos) {
+        if let Some(channel) = self.peer_mut(peer).and_then(|p| p.secure.as_mut()) {
+            channel.failure = Some(failure);
+        }
+        self.close(peer, DisconnectReason::Handshake, now);
+    }
+
+    /// Arms the quiet check of a secure peer whose transport keys are expanded and unwatched.
+    pub(crate) fn watch_keys(&mut self, peer: PeerId, now: Nanos) {
+        let Some(p) = self.peer_ref(peer) else { return };
+        if p.deadlines.get(TimerKind::Cold).is_none()
+            && p.secure.as_ref().is_some_and(|c| c.is_hot())
+        {
+            self.arm(
+                peer,
+                TimerKind::Cold,
+                now.saturating_add(crate::secure::COLD_AFTER),
+            );
+        }
+    }
+
     /// Emits `Io::Interest` if what the peer wants changed.
     pub(crate) fn update_interest(&mut self, peer: PeerId) {
         let Some(p) = self.peer_mut(peer) else { return };
@@ -648,7 +670,7 @@ impl Engine {
             // An accepted connection that never finished its handshake: not a peer the
             // application knows; one event to log, unless we ended it ourselves.
             let failure = match reason {
-                DisconnectReason::Handshake(failure) => Some(failure),
+                DisconnectReason::Handshake => Some(handshake_failure(&p)),
                 DisconnectReason::Io(_) | DisconnectReason::Remote => {
                     Some(HandshakeFailure::Closed)
                 }
@@ -665,7 +687,7 @@ impl Engine {
             self.pending_connects = self.pending_connects.saturating_sub(1);
             self.totals.failed_connects += 1;
             let reason = match reason {
-                DisconnectReason::Handshake(failure) => ConnectFailure::Handshake(failure),
+                DisconnectReason::Handshake => ConnectFailure::Handshake(handshake_failure(&p)),
                 DisconnectReason::Io(kind) => ConnectFailure::from(kind),
                 DisconnectReason::Shutdown => ConnectFailure::Shutdown,
                 DisconnectReason::IdleTimeout | DisconnectReason::LingerTimeout => {
@@ -705,6 +727,14 @@ impl Engine {
             self.events.push_back(Event::ShutdownComplete);
         }
     }
+}
+
+/// Why a peer closed with `DisconnectReason::Handshake` failed.
+fn handshake_failure(p: &Peer) -> HandshakeFailure {
+    p.secure
+        .as_ref()
+        .and_then(|c| c.failure)
+        .unwrap_or(HandshakeFailure::Malformed)
 }
 
 /// The key `max_peers_per_ip` counts under: an IPv4 address (also when it arrives IPv4-mapped on

@@ -74,10 +74,10 @@ pub enum DisconnectReason {
     /// the stream ended inside one. Nothing of the failed message reached the application;
     /// everything before it did.
     Secure(crate::TransportFailure),
-    /// The secure handshake failed. Only used inside the engine while a peer handshakes: it
-    /// reaches the application as [`ConnectFailure::Handshake`] or [`Event::HandshakeFailed`],
-    /// never in `Disconnected`.
-    Handshake(crate::HandshakeFailure),
+    /// The secure handshake failed. Only used inside the engine while a peer handshakes: the
+    /// application sees why in [`ConnectFailure::Handshake`] or [`Event::HandshakeFailed`],
+    /// never this in `Disconnected`.
+    Handshake,
 }
 
 impl fmt::Display for DisconnectReason {
@@ -94,7 +94,7 @@ impl fmt::Display for DisconnectReason {
             }
             DisconnectReason::Shutdown => f.write_str("engine shut down"),
             DisconnectReason::Secure(failure) => write!(f, "secure channel: {failure}"),
-            DisconnectReason::Handshake(failure) => write!(f, "{failure}"),
+            DisconnectReason::Handshake => f.write_str("secure handshake failed"),
         }
     }
 }

@@ -152,7 +152,7 @@ impl Engine {
             None => Ok(()),
         };
         if let Err(failure) = started {
-            self.close(peer, DisconnectReason::Handshake(failure), now);
+            self.fail_handshake(peer, failure, now);
             return;
         }
         self.arm(peer, TimerKind::Handshake, now.saturating_add(timeout));
@@ -260,10 +260,20 @@ impl Engine {
                     self.arm(peer, TimerKind::Idle, due);
                 }
             }
+            TimerKind::Cold => {
+                let quiet_since = p.last_activity;
+                let busy = p.held() > 0 || p.secure.as_ref().is_some_and(|c| c.has_output());
+                let due = quiet_since.saturating_add(crate::secure::COLD_AFTER);
+                if busy || due > now {
+                    let at = due.max(now.saturating_add(1));
+                    self.arm(peer, TimerKind::Cold, at);
+                } else if let Some(channel) = &mut p.secure {
+                    channel.compact();
+                }
+            }
             TimerKind::Handshake => {
                 if p.phase == Phase::Handshaking {
-                    let reason = DisconnectReason::Handshake(crate::HandshakeFailure::TimedOut);
-                    self.close(peer, reason, now);
+                    self.fail_handshake(peer, crate::HandshakeFailure::TimedOut, now);
                 }
             }
             TimerKind::Linger => {

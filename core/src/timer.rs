@@ -24,10 +24,12 @@ pub(crate) enum TimerKind {
     WriteBudget,
     /// The secure handshake must finish.
     Handshake,
+    /// Check whether a secure peer has gone quiet (its expanded keys can be dropped).
+    Cold,
 }
 
 impl TimerKind {
-    pub(crate) const COUNT: usize = 6;
+    pub(crate) const COUNT: usize = 7;
 
     pub(crate) fn index(self) -> usize {
         self as usize

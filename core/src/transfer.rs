@@ -270,6 +270,7 @@ impl Engine {
             }
             Ok(n) => {
                 self.on_written(peer, n, now);
+                self.watch_keys(peer, now);
                 if self.peer_ref(peer).is_some() {
                     Transfer::Moved(n)
                 } else {
@@ -502,6 +503,7 @@ impl Engine {
                 match channel.open(segment, &mut p.filled, config, &mut self.outboxes) {
                     Ok(opened) => {
                         payload = opened.plain;
+                        self.watch_keys(peer, now);
                         if opened.established {
                             // `Connected` goes out before anything received after it.
                             self.finish_handshake(peer, now);
@@ -511,11 +513,12 @@ impl Engine {
                     Err(failure) => {
                         p.received.record(now, n as u64, 0, 0);
                         self.totals.received.record(now, n as u64, 0, 0);
-                        let reason = match failure {
-                            Failure::Handshake(f) => DisconnectReason::Handshake(f),
-                            Failure::Transport(f) => DisconnectReason::Secure(f),
-                        };
-                        self.close(peer, reason, now);
+                        match failure {
+                            Failure::Handshake(f) => self.fail_handshake(peer, f, now),
+                            Failure::Transport(f) => {
+                                self.close(peer, DisconnectReason::Secure(f), now)
+                            }
+                        }
                         return;
                     }
                 }
@@ -557,8 +560,9 @@ impl Engine {
         let Some(p) = self.peer_mut(peer) else { return };
         p.eof = true;
         let secure_end = match &mut p.secure {
-            Some(_) if p.phase == Phase::Handshaking => {
-                Some(DisconnectReason::Handshake(crate::HandshakeFailure::Closed))
+            Some(channel) if p.phase == Phase::Handshaking => {
+                channel.failure = Some(crate::HandshakeFailure::Closed);
+                Some(DisconnectReason::Handshake)
             }
             Some(channel) if channel.pending > 0 => {
                 Some(DisconnectReason::Secure(crate::TransportFailure::Truncated))

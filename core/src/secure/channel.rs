@@ -56,6 +56,8 @@ pub(crate) struct Channel {
     pub(crate) pending: usize,
     /// Sealed bytes waiting for the socket (lent by the engine's free list).
     pub(crate) outbox: Option<Box<Outbox>>,
+    /// Why the handshake failed, for the report when the peer closes.
+    pub(crate) failure: Option<HandshakeFailure>,
 }
 
 impl Channel {
@@ -68,6 +70,7 @@ impl Channel {
             remote: None,
             pending: 0,
             outbox: None,
+            failure: None,
         }
     }
 
@@ -83,6 +86,23 @@ impl Channel {
         let handshake = Handshake::new(initiator, config.suite, &config.identity, seed)?;
         self.stage = Stage::Handshake(Box::new(handshake));
         self.write_handshake_turn(free)
+    }
+
+    /// Drops the expanded transport keys of a quiet peer (see `CipherState`); true if they were
+    /// expanded. Nothing else changes.
+    pub(crate) fn compact(&mut self) -> bool {
+        match &mut self.stage {
+            Stage::Transport(ciphers) if ciphers.iter().any(|c| c.is_expanded()) => {
+                ciphers.iter_mut().for_each(|c| c.compact());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the transport keys are expanded (the peer has been busy lately).
+    pub(crate) fn is_hot(&self) -> bool {
+        matches!(&self.stage, Stage::Transport(c) if c.iter().any(|c| c.is_expanded()))
     }
 
     pub(crate) fn is_established(&self) -> bool {
