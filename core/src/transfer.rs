@@ -127,6 +127,9 @@ impl Engine {
             return Err(Transfer::Paused);
         }
         let p = lookup(&mut self.peers, peer).ok_or(Transfer::Closed)?;
+        if let (Some(channel), Some(segment)) = (&mut p.secure, &mut p.segment) {
+            channel.unstash(segment, p.filled);
+        }
         let room = p.segment.as_ref().map_or(0, |s| s.capacity() - p.held());
         Ok(budget.min(room))
     }
@@ -467,6 +470,13 @@ impl Engine {
             return;
         };
         p.idle = true;
+        if let (Some(channel), Some(segment)) = (&mut p.secure, &p.segment) {
+            // A partial handshake message (unauthenticated, at most ~1 KiB) waits outside the
+            // pool, so strangers trickling handshakes cannot pin its segments.
+            if p.phase == Phase::Handshaking && p.filled == 0 {
+                channel.stash(segment);
+            }
+        }
         if p.held() == 0 {
             if let Some(segment) = p.segment.take() {
                 self.return_segment(segment);

@@ -431,3 +431,47 @@ fn a_secure_swarm_on_the_simulated_network_repeats_exactly_from_its_seed() {
     assert_eq!(first.0, 300_000);
     assert_eq!(first, run(7));
 }
+
+#[test]
+fn strangers_trickling_handshakes_do_not_pin_the_receive_pool() {
+    let now = Instant::now();
+    let config = |id: &Identity| Config {
+        pool_segments: 4,
+        ..secure(id)
+    };
+    let mut b = Engine::with_entropy(config(&identity(2)), [2; 32]).unwrap();
+    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
+    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
+    // Ten strangers each send the first bytes of a handshake message and go quiet.
+    for i in 0..10u8 {
+        let remote = SocketAddr::from(([10, 9, 0, i], 5000));
+        let p = b.handle_accepted(listener, remote, now).unwrap();
+        Pair::feed(&mut b, p, now, &[0, 32, 1, 2, 3], usize::MAX);
+    }
+    assert_eq!(
+        b.pool_usage().lent,
+        0,
+        "no segment held for a partial handshake"
+    );
+    // A real peer still completes its handshake and delivers a message.
+    let mut a = Engine::with_entropy(config(&identity(1)), [1; 32]).unwrap();
+    let pa = a.connect(B_ADDR.parse().unwrap(), now).unwrap();
+    a.handle_connected(pa, now);
+    let pb = b
+        .handle_accepted(listener, A_ADDR.parse().unwrap(), now)
+        .unwrap();
+    a.send(pa, "through".into(), now).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let ab = Pair::wire(&mut a, pa, now);
+        Pair::feed(&mut b, pb, now, &ab, 3);
+        let ba = Pair::wire(&mut b, pb, now);
+        Pair::feed(&mut a, pa, now, &ba, usize::MAX);
+        got.extend(Pair::received(
+            &std::iter::from_fn(|| b.poll_event()).collect::<Vec<_>>(),
+        ));
+    }
+    assert_eq!(got, vec![Bytes::from("through")]);
+    // The strangers' stashed bytes still count: finishing the first message later is parsed.
+    assert_eq!(b.global_stats().peers, 11);
+}

@@ -58,6 +58,8 @@ pub(crate) struct Channel {
     pub(crate) outbox: Option<Box<Outbox>>,
     /// Why the handshake failed, for the report when the peer closes.
     pub(crate) failure: Option<HandshakeFailure>,
+    /// A partial handshake message moved out of the pool while the peer is quiet.
+    stash: Vec<u8>,
 }
 
 impl Channel {
@@ -71,6 +73,7 @@ impl Channel {
             pending: 0,
             outbox: None,
             failure: None,
+            stash: Vec::new(),
         }
     }
 
@@ -86,6 +89,27 @@ impl Channel {
         let handshake = Handshake::new(initiator, config.suite, &config.identity, seed)?;
         self.stage = Stage::Handshake(Box::new(handshake));
         self.write_handshake_turn(free)
+    }
+
+    /// Moves the pending bytes at the front of `segment` (a partial handshake message; the
+    /// caller checked there is no plaintext before them) out of the pool.
+    pub(crate) fn stash(&mut self, segment: &[u8]) {
+        if self.pending > 0 && self.pending <= MAX_MESSAGE + HEADER {
+            self.stash
+                .extend_from_slice(&segment[..self.pending.min(segment.len())]);
+            self.pending = 0;
+        }
+    }
+
+    /// Puts stashed bytes back into the peer's segment, after its `filled` plaintext bytes.
+    pub(crate) fn unstash(&mut self, segment: &mut bytes::BytesMut, filled: usize) {
+        if self.stash.is_empty() {
+            return;
+        }
+        segment.truncate(filled + self.pending);
+        segment.extend_from_slice(&self.stash);
+        self.pending += self.stash.len();
+        self.stash = Vec::new();
     }
 
     /// Drops the expanded transport keys of a quiet peer (see `CipherState`); true if they were
