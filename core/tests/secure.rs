@@ -475,3 +475,51 @@ fn strangers_trickling_handshakes_do_not_pin_the_receive_pool() {
     // The strangers' stashed bytes still count: finishing the first message later is parsed.
     assert_eq!(b.global_stats().peers, 11);
 }
+
+#[test]
+fn a_rate_limited_secure_peer_puts_its_rate_on_the_wire_within_one_percent() {
+    // A secure server limited to 64 KiB/s upload per peer sends 4 MiB to each of three clients;
+    // limits count wire bytes (handshake, length prefixes and tags included).
+    let limit = openp2p_core::Rate::per_second(64 * 1024);
+    let mut net = SimNet::new(1, Instant::now(), Link::default());
+    let server = net
+        .add_node(Config {
+            peer_limits: openp2p_core::Limits::upload(limit),
+            ..secure(&identity(1))
+        })
+        .unwrap();
+    let addr = net.listen(server).unwrap();
+    let clients: Vec<_> = (0..3)
+        .map(|i| net.add_node(secure(&identity(20 + i))).unwrap())
+        .collect();
+    let t0 = net.now();
+    for &c in &clients {
+        net.engine(c).connect(addr, t0).unwrap();
+    }
+    let payload = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
+    let mut peers = Vec::new();
+    net.run_for(Duration::from_secs(1), |node, engine, event, at| {
+        if let (true, Event::Connected { peer, .. }) = (node == server, event) {
+            engine.send(peer, payload.clone(), at).unwrap();
+            peers.push(peer);
+        }
+    });
+    let wire_at = |net: &mut SimNet| -> Vec<u64> {
+        peers
+            .iter()
+            .map(|&p| net.engine(server).stats(p).unwrap().sent.bytes)
+            .collect()
+    };
+    let start = wire_at(&mut net);
+    net.run_for(Duration::from_secs(10), |_, _, _, _| {});
+    let end = wire_at(&mut net);
+    for (s, e) in start.iter().zip(&end) {
+        let rate = (e - s) as f64 / 10.0;
+        let error = (rate - limit.bytes_per_sec() as f64).abs() / limit.bytes_per_sec() as f64;
+        assert!(
+            error < 0.01,
+            "{rate:.0} B/s on the wire, error {:.3} %",
+            error * 100.0
+        );
+    }
+}
