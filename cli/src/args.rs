@@ -1,8 +1,10 @@
 //! The command line.
 
 use crate::chat::ChatArgs;
+use crate::identity::{parse_key, SecureArgs};
 use crate::rate::ByteRate;
 use clap::{Args, Parser, Subcommand};
+use openp2p_tokio::PeerKey;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -25,6 +27,11 @@ pub enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:9988")]
         listen: SocketAddr,
+        /// Admit only peers proving this key (repeatable; default: any key).
+        #[arg(long, value_name = "HEX", value_parser = parse_key, conflicts_with = "insecure")]
+        allow: Vec<PeerKey>,
+        #[command(flatten)]
+        secure: SecureArgs,
     },
     /// Send a file to `openp2p recv` and wait for it to confirm the checksum.
     Send {
@@ -35,6 +42,12 @@ pub enum Command {
         /// Upload limit, e.g. 512KiB/s or 10MB/s (default: unlimited).
         #[arg(long, value_name = "RATE")]
         up: Option<ByteRate>,
+        /// The key the receiver must prove (its `identity:` line); another key fails the send
+        /// before any data leaves.
+        #[arg(long, value_name = "HEX", value_parser = parse_key, conflicts_with = "insecure")]
+        peer_key: Option<PeerKey>,
+        #[command(flatten)]
+        secure: SecureArgs,
     },
     /// Chat with the other nodes of the LAN: they are found by UDP broadcast and connected to
     /// automatically; each line of standard input goes to all of them.
@@ -50,6 +63,11 @@ pub enum Command {
         /// Directory to store the file in.
         #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
         out_dir: PathBuf,
+        /// Admit only senders proving this key (repeatable; default: any key).
+        #[arg(long, value_name = "HEX", value_parser = parse_key, conflicts_with = "insecure")]
+        allow: Vec<PeerKey>,
+        #[command(flatten)]
+        secure: SecureArgs,
     },
 }
 
@@ -62,4 +80,8 @@ pub struct DemoArgs {
     /// Number of nodes in the swarm.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(3..=16))]
     pub nodes: u8,
+    /// Plaintext TCP instead of the secure channel (each node otherwise has a fresh key, kept
+    /// in memory only).
+    #[arg(long)]
+    pub insecure: bool,
 }

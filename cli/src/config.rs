@@ -33,6 +33,7 @@ pub fn describe_connect_failure(reason: ConnectFailure) -> String {
         ConnectFailure::Aborted => "aborted".into(),
         ConnectFailure::Shutdown => "shutting down".into(),
         ConnectFailure::Io(kind) => kind.to_string(),
+        ConnectFailure::Handshake(failure) => failure.to_string(),
         other => format!("{other:?}"),
     }
 }

@@ -1,7 +1,8 @@
 //! `openp2p demo`: a small swarm on 127.0.0.1. Every node sends a generated file to the next two
 //! nodes under a per-peer upload limit, and every other node also has a global upload limit that
 //! its two transfers share. Receivers verify checksums; progress is live; the run ends with a
-//! table of achieved against configured rates.
+//! table of achieved against configured rates. The nodes are secure (unless `--insecure`), each
+//! with a fresh key kept in memory, and every dial is pinned to its target's key.
 
 mod plan;
 mod report;
@@ -12,7 +13,7 @@ use crate::progress::{Bar, Progress};
 use crate::transfer::{checksum_of, Incoming, Outgoing, PatternSource, Pump, Step};
 use crate::wire::{Ack, Header};
 use bytes::Bytes;
-use openp2p_tokio::{Direction, Event, Node, PeerId};
+use openp2p_tokio::{Direction, Event, Node, PeerId, PeerKey, SecureConfig};
 use plan::{Plan, Planned};
 use report::Record;
 use std::collections::HashMap;
@@ -27,8 +28,18 @@ pub async fn run(options: &DemoArgs) -> Result<()> {
     let progress = Progress::new();
     let mut nodes = Vec::new();
     let mut addrs = Vec::new();
+    let mut keys: Vec<Option<PeerKey>> = Vec::new();
     for i in 0..plan.nodes {
-        let node = Node::start(plan.config(i)).context(|| "cannot start a node".into())?;
+        let mut config = plan.config(i);
+        if !options.insecure {
+            let identity = crate::identity::generate()?;
+            println!("n{i} identity: {}", identity.public());
+            keys.push(Some(identity.public()));
+            crate::identity::make_secure(&mut config, SecureConfig::new(identity));
+        } else {
+            keys.push(None);
+        }
+        let node = Node::start(config).context(|| "cannot start a node".into())?;
         let addr = node
             .listen(
                 "127.0.0.1:0"
@@ -69,10 +80,11 @@ pub async fn run(options: &DemoArgs) -> Result<()> {
             .enumerate()
             .filter(|(_, t)| t.from == i)
         {
-            let peer = node
-                .connect(addrs[t.to])
-                .await
-                .context(|| format!("n{i} cannot connect to {}", addrs[t.to]))?;
+            let peer = match keys[t.to] {
+                Some(key) => node.connect_pinned(addrs[t.to], key).await,
+                None => node.connect(addrs[t.to]).await,
+            }
+            .context(|| format!("n{i} cannot connect to {}", addrs[t.to]))?;
             let source = PatternSource::new(t.seed(), t.size);
             outgoing.insert(peer, Outgoing::new(&headers[k], Box::new(source))?);
         }
@@ -97,7 +109,7 @@ pub async fn run(options: &DemoArgs) -> Result<()> {
     }
     drop(progress);
     records.sort_by_key(|r| r.index);
-    let all_verified = report::print(&plan, &addrs, &records, elapsed);
+    let all_verified = report::print(&plan, &addrs, &keys, &records, elapsed);
     if all_verified && records.len() == plan.transfers.len() {
         Ok(())
     } else {

@@ -1,13 +1,17 @@
 //! `openp2p echo`: every inbound peer's bytes are written back to it through its stream.
 
 use crate::error::{Context, Failure, Result};
-use openp2p_tokio::{Config, Direction, Event, Node};
+use crate::identity::{allow_only, SecureArgs};
+use openp2p_tokio::{Config, Direction, Event, Node, PeerKey};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// Listens on `listen` and echoes until interrupted.
-pub async fn run(listen: SocketAddr) -> Result<()> {
-    let node = Node::start(Config::default()).context(|| "cannot start the node".into())?;
+/// Listens on `listen` and echoes until interrupted, to the peers whose keys `allow` lists (any
+/// with none listed).
+pub async fn run(listen: SocketAddr, allow: &[PeerKey], secure: &SecureArgs) -> Result<()> {
+    let mut config = Config::default();
+    secure.apply(&mut config, allow_only(allow))?;
+    let node = Node::start(config).context(|| "cannot start the node".into())?;
     let bound = node.listen(listen).await.map_err(|e| {
         Failure::new(format!(
             "cannot listen on {listen}: {}",
@@ -22,9 +26,12 @@ pub async fn run(listen: SocketAddr) -> Result<()> {
                 peer,
                 addr,
                 direction: Direction::Inbound,
-                key: _,
+                key,
             } => {
-                println!("{addr} connected");
+                match key {
+                    Some(key) => println!("{addr} connected (key {key})"),
+                    None => println!("{addr} connected"),
+                }
                 peers.insert(peer, addr);
                 let Ok(stream) = node.stream(peer) else {
                     continue;
@@ -37,6 +44,7 @@ pub async fn run(listen: SocketAddr) -> Result<()> {
                     println!("{addr} left: {reason}");
                 }
             }
+            Event::HandshakeFailed { addr, reason } => println!("{addr} refused: {reason}"),
             _ => {}
         }
     }

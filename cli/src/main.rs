@@ -11,6 +11,10 @@
 //! - `openp2p send ADDR FILE [--up RATE]` and `openp2p recv --listen ADDR [--down RATE] [-o DIR]`:
 //!   a rate-limited file transfer with a header (name, size, SHA-256) and verification.
 //!
+//! Every subcommand runs over the Noise XX secure channel unless given `--insecure`, and first
+//! prints `identity: <64 hex>`, the key others pin (`send --peer-key`, `recv` / `echo --allow`,
+//! `chat --peer-key`); see the `identity` module.
+//!
 //! Every failure is one line on stderr and a non-zero exit status (1 for a failed command, 2 for
 //! bad arguments).
 #![forbid(unsafe_code)]
@@ -23,6 +27,7 @@ mod config;
 mod demo;
 mod echo;
 mod error;
+mod identity;
 mod progress;
 mod rate;
 mod recv;
@@ -91,13 +96,25 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(options) => demo::run(&options).await,
-        Command::Echo { listen } => echo::run(listen).await,
+        Command::Echo {
+            listen,
+            allow,
+            secure,
+        } => echo::run(listen, &allow, &secure).await,
         Command::Chat(options) => chat::run(&options).await,
-        Command::Send { addr, file, up } => send::run(&addr, &file, up).await,
+        Command::Send {
+            addr,
+            file,
+            up,
+            peer_key,
+            secure,
+        } => send::run(&addr, &file, up, peer_key, &secure).await,
         Command::Recv {
             listen,
             down,
             out_dir,
-        } => recv::run(listen, down, &out_dir).await,
+            allow,
+            secure,
+        } => recv::run(listen, down, &out_dir, &allow, &secure).await,
     }
 }

@@ -4,12 +4,13 @@
 
 use crate::config::{engine_rate, transfer_config};
 use crate::error::{Context, Failure, Result};
+use crate::identity::{allow_only, SecureArgs};
 use crate::progress::{Bar, Progress};
 use crate::rate::{human_bytes, human_rate, ByteRate};
 use crate::transfer::{Incoming, Step};
 use crate::wire::{Ack, Header};
 use bytes::Bytes;
-use openp2p_tokio::{Direction, DisconnectReason, Event, Limits, Node, PeerId};
+use openp2p_tokio::{Direction, DisconnectReason, Event, Limits, Node, PeerId, PeerKey};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -98,8 +99,16 @@ struct Session {
     started: Instant,
 }
 
-/// Receives one file into `out_dir`.
-pub async fn run(listen: SocketAddr, down: Option<ByteRate>, out_dir: &Path) -> Result<()> {
+/// Receives one file into `out_dir`, from a sender whose key `allow` lists (any with none listed).
+pub async fn run(
+    listen: SocketAddr,
+    down: Option<ByteRate>,
+    out_dir: &Path,
+    allow: &[PeerKey],
+    secure: &SecureArgs,
+) -> Result<()> {
+    let mut config = transfer_config();
+    secure.apply(&mut config, allow_only(allow))?;
     let meta =
         std::fs::metadata(out_dir).context(|| format!("output directory {}", out_dir.display()))?;
     if !meta.is_dir() {
@@ -108,7 +117,6 @@ pub async fn run(listen: SocketAddr, down: Option<ByteRate>, out_dir: &Path) -> 
             out_dir.display()
         )));
     }
-    let mut config = transfer_config();
     if let Some(rate) = down {
         config.peer_limits = Limits::download(engine_rate(rate));
     }
@@ -140,14 +148,17 @@ async fn serve(node: &Node, session: &mut Option<Session>, out_dir: &Path) -> Re
                 peer,
                 addr,
                 direction: Direction::Inbound,
-                key: _,
+                key,
             } => {
                 if session.is_some() {
                     // One transfer at a time: turn others away.
                     let _ = node.abort(peer).await;
                     continue;
                 }
-                progress.println(&format!("{addr} connected"));
+                progress.println(&match key {
+                    Some(key) => format!("{addr} connected (key {key})"),
+                    None => format!("{addr} connected"),
+                });
                 *session = Some(Session {
                     peer,
                     addr,
@@ -156,6 +167,10 @@ async fn serve(node: &Node, session: &mut Option<Session>, out_dir: &Path) -> Re
                     bar: None,
                     started: Instant::now(),
                 });
+            }
+            // Not a sender: keep waiting for one.
+            Event::HandshakeFailed { addr, reason } => {
+                progress.println(&format!("{addr} refused: {reason}"));
             }
             Event::Received { peer, data } => {
                 let Some(s) = session.as_mut().filter(|s| s.peer == peer) else {

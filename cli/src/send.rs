@@ -3,11 +3,12 @@
 
 use crate::config::{describe_connect_failure, engine_rate, transfer_config};
 use crate::error::{Context, Failure, Result};
+use crate::identity::SecureArgs;
 use crate::progress::Progress;
 use crate::rate::{human_bytes, human_rate, ByteRate};
 use crate::transfer::{checksum_of, FileSource, Outgoing};
 use crate::wire::{check_name, Ack, Header};
-use openp2p_tokio::{Event, Limits, Node, PeerId};
+use openp2p_tokio::{Allow, Event, Limits, Node, PeerId, PeerKey};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -69,20 +70,28 @@ async fn prepare(file: &Path) -> Result<(Header, FileSource)> {
     ))
 }
 
-/// Sends `file` to `addr`.
-pub async fn run(addr: &str, file: &Path, up: Option<ByteRate>) -> Result<()> {
+/// Sends `file` to `addr`, which must prove `peer_key` if given.
+pub async fn run(
+    addr: &str,
+    file: &Path,
+    up: Option<ByteRate>,
+    peer_key: Option<PeerKey>,
+    secure: &SecureArgs,
+) -> Result<()> {
+    let mut config = transfer_config();
+    secure.apply(&mut config, Allow::Any)?;
     let target = resolve(addr).await?;
     let (header, source) = prepare(file).await?;
     let mut outgoing = Outgoing::new(&header, Box::new(source))?;
-    let mut config = transfer_config();
     if let Some(rate) = up {
         config.peer_limits = Limits::upload(engine_rate(rate));
     }
     let node = Node::start(config).context(|| "cannot start the node".into())?;
-    let peer = node
-        .connect(target)
-        .await
-        .context(|| format!("cannot connect to {target}"))?;
+    let peer = match peer_key {
+        Some(key) => node.connect_pinned(target, key).await,
+        None => node.connect(target).await,
+    }
+    .context(|| format!("cannot connect to {target}"))?;
     let result = transfer(&node, peer, target, &header, &mut outgoing, up).await;
     if result.is_err() {
         let _ = node.abort(peer).await;

@@ -116,6 +116,7 @@ fn hostile_peers_and_garbage_beacons_are_shrugged_off() {
         &on_loopback(
             [
                 "chat",
+                "--insecure",
                 "--name",
                 "host",
                 "--exit-after-messages",

@@ -59,8 +59,12 @@ fn three_chat_nodes_in_three_namespaces_find_each_other_by_broadcast() {
     let line = |i: usize| format!("hello from {} at {}", name(i), addrs[i]);
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
+    // Each host its own identity file, never the user's.
+    let identities = tempfile::tempdir().expect("a temporary directory");
     for i in 0..HOSTS {
         let mut args = scripted(&name(i), &[line(i)], HOSTS - 1, HOSTS - 1, 50);
+        let identity = identities.path().join(name(i));
+        args.extend(["--identity".into(), identity.display().to_string()]);
         if i == HOSTS - 1 || !limited_broadcast {
             args.extend(["--broadcast".into(), subnet_broadcast.to_string()]);
         }

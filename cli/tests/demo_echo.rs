@@ -29,7 +29,10 @@ fn the_quick_demo_verifies_every_transfer_and_prints_its_table() {
 #[test]
 fn echo_returns_what_it_is_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Proc::start(&["echo", "--listen", "127.0.0.1:0"], dir.path());
+    let echo = Proc::start(
+        &["echo", "--insecure", "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
     let mut client = TcpStream::connect(echo.bound_addr()).unwrap();
     client.set_read_timeout(Some(WAIT)).unwrap();
     let message = content(100_000, 9);

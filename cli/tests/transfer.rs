@@ -130,7 +130,11 @@ fn raw_header(name: &[u8], size: u64, checksum: [u8; 32]) -> Vec<u8> {
 fn hostile(bytes: &[u8]) -> (Finished, TcpStream, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("in")).unwrap();
-    let recv = Proc::start(&["recv", "--listen", "127.0.0.1:0", "-o", "in"], dir.path());
+    // Plaintext, so the raw client reaches the file protocol.
+    let recv = Proc::start(
+        &["recv", "--insecure", "--listen", "127.0.0.1:0", "-o", "in"],
+        dir.path(),
+    );
     let mut client = TcpStream::connect(recv.bound_addr()).unwrap();
     client.write_all(bytes).unwrap();
     let end = recv.finish();

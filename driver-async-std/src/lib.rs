@@ -86,4 +86,5 @@ pub use openp2p_core::{
     Event, FlowStats, Framing, GlobalStats, HandshakeFailure, Identity, Limits, ListenError,
     ListenerId, PeerId, PeerInfo, PeerKey, PeerKeyParseError, PeerState, PeerStats, Rate, Refusal,
     SecureConfig, SendError, SendManyFailures, Suite, TransportFailure, UnknownId,
+    MIN_SECURE_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };

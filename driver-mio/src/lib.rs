@@ -94,5 +94,5 @@ pub use openp2p_core::{
     Engine, Event, FlowStats, Framing, GlobalStats, HandshakeFailure, Identity, Interest, Io,
     Limits, ListenerId, PeerId, PeerInfo, PeerKey, PeerKeyParseError, PeerState, PeerStats,
     PoolUsage, Rate, Refusal, SecureConfig, SendError, SendManyFailures, Suite, Transfer,
-    TransportFailure, UnknownId, MIN_SEGMENT_SIZE,
+    TransportFailure, UnknownId, MIN_SECURE_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };

@@ -125,5 +125,5 @@ pub use openp2p_core::{
     Engine, Event, FlowStats, Framing, GlobalStats, HandshakeFailure, Identity, Interest, Io,
     Limits, ListenError, ListenerId, PeerId, PeerInfo, PeerKey, PeerKeyParseError, PeerState,
     PeerStats, PoolUsage, Rate, Refusal, SecureConfig, SendError, SendManyFailures, Suite,
-    Transfer, TransportFailure, UnknownId, MIN_SEGMENT_SIZE,
+    Transfer, TransportFailure, UnknownId, MIN_SECURE_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };

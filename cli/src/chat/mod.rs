@@ -18,7 +18,13 @@
 //! MSG <name> <text>               a line from a peer
 //! LEFT <name> <address>           the peer disconnected
 //! LOST <name> <address>           the node's beacons stopped
+//! REFUSED <address> <reason>      an inbound connection failed the secure handshake
 //! ```
+//!
+//! The chat is secure unless `--insecure`: `identity: <key>` comes before `LISTENING`. With
+//! `--peer-key` (repeatable) only those keys may chat: discovery dials every node it hears, so
+//! the keys are an allowlist checked in the handshake of both directions; a node dialled that
+//! proves another key is `UNREACHABLE` (`... is not allowed`), one that dials in is `REFUSED`.
 //!
 //! Warnings (a line too long, a line nobody received) go to standard error.
 //!
@@ -37,10 +43,11 @@ mod input;
 mod roster;
 
 use crate::error::{Failure, Result};
+use crate::identity::{allow_only, parse_key, SecureArgs};
 use clap::Args;
 use input::{Input, Line};
 use openp2p_tokio::discovery::{DiscoveryConfig, DiscoveryOptions, NodeKey, DEFAULT_PORT};
-use openp2p_tokio::{Bytes, Config, Event, Framing, Node};
+use openp2p_tokio::{Bytes, Config, Event, Framing, Node, PeerKey};
 use roster::{Heard, Roster};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -80,6 +87,13 @@ pub struct ChatArgs {
     /// Leave after SECS seconds (a failure if --exit-after-messages was not reached by then).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Chat only with the node proving this key (repeatable; default: any key). Discovery dials
+    /// whoever it hears, so this is an allowlist enforced in the handshake of both directions:
+    /// a node dialled that proves another key is UNREACHABLE, one dialling in is REFUSED.
+    #[arg(long, value_name = "HEX", value_parser = parse_key, conflicts_with = "insecure")]
+    pub peer_key: Vec<PeerKey>,
+    #[command(flatten)]
+    pub secure: SecureArgs,
 }
 
 fn parse_name(name: &str) -> std::result::Result<String, String> {
@@ -188,6 +202,7 @@ impl Chat {
                     crate::config::describe_connect_failure(reason)
                 );
             }
+            Event::HandshakeFailed { addr, reason } => println!("REFUSED {addr} {reason}"),
             Event::Discovered { node, addr, name } => {
                 let name = roster::printable_name(name.as_bytes());
                 println!("DISCOVERED {name} {addr}");
@@ -234,8 +249,10 @@ impl Chat {
 
 /// Runs the chat until the input ends or an exit option says so.
 pub async fn run(args: &ChatArgs) -> Result<()> {
-    let node = Node::start(chat_config())
-        .map_err(|e| Failure::new(format!("cannot start the node: {e}")))?;
+    let mut config = chat_config();
+    args.secure.apply(&mut config, allow_only(&args.peer_key))?;
+    let node =
+        Node::start(config).map_err(|e| Failure::new(format!("cannot start the node: {e}")))?;
     let listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port));
     let bound = node.listen(listen).await.map_err(|e| {
         Failure::new(format!(

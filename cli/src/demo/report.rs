@@ -2,6 +2,7 @@
 
 use super::plan::Plan;
 use crate::rate::{human_bytes, human_rate};
+use openp2p_tokio::PeerKey;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,15 @@ impl Record {
     }
 }
 
-/// Prints the per-transfer and per-node tables; true if every checksum matched.
-pub fn print(plan: &Plan, addrs: &[SocketAddr], records: &[Record], elapsed: Duration) -> bool {
+/// Prints the per-transfer and per-node tables (with each node's key prefix, `-` for a plaintext
+/// node); true if every checksum matched.
+pub fn print(
+    plan: &Plan,
+    addrs: &[SocketAddr],
+    keys: &[Option<PeerKey>],
+    records: &[Record],
+    elapsed: Duration,
+) -> bool {
     println!();
     println!(
         "{:<10} {:>11} {:>10} {:>14} {:>14} {:>7}  {:<24} checksum",
@@ -68,8 +76,8 @@ pub fn print(plan: &Plan, addrs: &[SocketAddr], records: &[Record], elapsed: Dur
     }
     println!();
     println!(
-        "{:<5} {:<22} {:>11} {:>11} {:>16}  upload limit",
-        "node", "address", "sent", "received", "upload achieved"
+        "{:<5} {:<8} {:<22} {:>11} {:>11} {:>16}  upload limit",
+        "node", "key", "address", "sent", "received", "upload achieved"
     );
     for (i, addr) in addrs.iter().enumerate() {
         let mine = |from: bool| {
@@ -93,9 +101,15 @@ pub fn print(plan: &Plan, addrs: &[SocketAddr], records: &[Record], elapsed: Dur
             Some(g) => format!("{} global", human_rate(g as f64)),
             None => format!("2 x {}", human_rate(plan.per_peer as f64)),
         };
+        let key = keys
+            .get(i)
+            .copied()
+            .flatten()
+            .map_or_else(|| "-".to_string(), |k| k.short());
         println!(
-            "{:<5} {:<22} {:>11} {:>11} {:>16}  {}",
+            "{:<5} {:<8} {:<22} {:>11} {:>11} {:>16}  {}",
             format!("n{i}"),
+            key,
             addr.to_string(),
             human_bytes(sent),
             human_bytes(received),

@@ -64,6 +64,8 @@ pub struct ChatProc {
     lines: Receiver<String>,
     seen: Vec<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// The node's `XDG_CONFIG_HOME`: its identity file, never the user's.
+    _config: tempfile::TempDir,
 }
 
 /// What a finished node printed.
@@ -105,8 +107,10 @@ impl ChatProc {
     /// Starts `openp2p ARGS`; `stdin` (if any) is written and then closed, otherwise stdin is
     /// empty.
     pub fn start(args: &[String], stdin: Option<Vec<u8>>) -> ChatProc {
+        let config = tempfile::tempdir().expect("a temporary config directory");
         let mut child = Command::new(BIN)
             .args(args)
+            .env("XDG_CONFIG_HOME", config.path())
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -133,6 +137,7 @@ impl ChatProc {
             lines,
             seen: Vec::new(),
             stderr: Some(stderr),
+            _config: config,
         }
     }
 

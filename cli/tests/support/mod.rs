@@ -16,6 +16,8 @@ pub struct Proc {
     child: Child,
     lines: Receiver<String>,
     stderr: std::thread::JoinHandle<String>,
+    /// The process's `XDG_CONFIG_HOME`: its identity file, never the user's.
+    _config: tempfile::TempDir,
 }
 
 /// What a finished process left.
@@ -49,11 +51,13 @@ impl Finished {
 }
 
 impl Proc {
-    /// Starts `openp2p ARGS` in `dir`.
+    /// Starts `openp2p ARGS` in `dir`, with an identity of its own (a fresh `XDG_CONFIG_HOME`).
     pub fn start(args: &[&str], dir: &Path) -> Proc {
+        let config = tempfile::tempdir().expect("a temporary config directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_openp2p"))
             .args(args)
             .current_dir(dir)
+            .env("XDG_CONFIG_HOME", config.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -79,6 +83,7 @@ impl Proc {
             child,
             lines,
             stderr,
+            _config: config,
         }
     }
 
