@@ -2,6 +2,7 @@
 
 use super::identity::{Identity, PeerKey};
 use super::{HandshakeFailure, Suite, PROLOGUE};
+use curve25519_dalek::MontgomeryPoint;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use snow::params::{CipherChoice, DHChoice, HashChoice};
@@ -14,9 +15,68 @@ pub(crate) const MAX_PAYLOAD: usize = 1024;
 /// payload of at most [`MAX_PAYLOAD`].
 pub(crate) const MAX_MESSAGE: usize = 32 + (32 + 16) + (MAX_PAYLOAD + 16);
 
-/// snow's default primitives, but the engine's seeded generator instead of the OS RNG.
+/// snow's default primitives, but the engine's seeded generator instead of the OS RNG, and an
+/// X25519 that knows this node's static key pair (snow derives the public key of every private
+/// key it is given: one base-point multiplication per handshake saved).
 struct SeededResolver {
     seed: [u8; 32],
+    identity: Identity,
+}
+
+/// X25519 as snow's default resolver has it, plus the known static key pair.
+struct X25519 {
+    privkey: [u8; 32],
+    pubkey: [u8; 32],
+    known: Identity,
+}
+
+impl X25519 {
+    fn derive_pubkey(&mut self) {
+        self.pubkey = if self.privkey == *self.known.secret() {
+            *self.known.public().as_bytes()
+        } else {
+            MontgomeryPoint::mul_base_clamped(self.privkey).to_bytes()
+        };
+    }
+}
+
+impl Dh for X25519 {
+    fn name(&self) -> &'static str {
+        "25519"
+    }
+    fn pub_len(&self) -> usize {
+        32
+    }
+    fn priv_len(&self) -> usize {
+        32
+    }
+    fn set(&mut self, privkey: &[u8]) {
+        let n = privkey.len().min(32);
+        self.privkey = [0; 32];
+        self.privkey[..n].copy_from_slice(&privkey[..n]);
+        self.derive_pubkey();
+    }
+    fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
+        rng.try_fill_bytes(&mut self.privkey)?;
+        self.derive_pubkey();
+        Ok(())
+    }
+    fn pubkey(&self) -> &[u8] {
+        &self.pubkey
+    }
+    fn privkey(&self) -> &[u8] {
+        &self.privkey
+    }
+    fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
+        let remote: [u8; 32] = pubkey
+            .get(..32)
+            .and_then(|k| k.try_into().ok())
+            .ok_or(snow::Error::Dh)?;
+        let shared = MontgomeryPoint(remote).mul_clamped(self.privkey).to_bytes();
+        let n = out.len().min(32);
+        out[..n].copy_from_slice(&shared[..n]);
+        Ok(())
+    }
 }
 
 struct SeededRandom(ChaCha20Rng);
@@ -33,7 +93,14 @@ impl CryptoResolver for SeededResolver {
         Some(Box::new(SeededRandom(ChaCha20Rng::from_seed(self.seed))))
     }
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        match choice {
+            DHChoice::Curve25519 => Some(Box::new(X25519 {
+                privkey: [0; 32],
+                pubkey: [0; 32],
+                known: self.identity.clone(),
+            })),
+            _ => DefaultResolver.resolve_dh(choice),
+        }
     }
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
         DefaultResolver.resolve_hash(choice)
@@ -76,7 +143,11 @@ impl Handshake {
             .noise_name()
             .parse()
             .map_err(|_| HandshakeFailure::Malformed)?;
-        let builder = snow::Builder::with_resolver(params, Box::new(SeededResolver { seed }))
+        let resolver = SeededResolver {
+            seed,
+            identity: identity.clone(),
+        };
+        let builder = snow::Builder::with_resolver(params, Box::new(resolver))
             .prologue(PROLOGUE)
             .and_then(|b| b.local_private_key(identity.secret()))
             .map_err(|_| HandshakeFailure::Malformed)?;
