@@ -508,6 +508,7 @@ impl Engine {
             p.segment.as_mut(),
             self.config.secure.as_ref(),
         ) {
+            (None, _, _) => p.filled += n,
             (Some(channel), Some(segment), Some(config)) => {
                 channel.pending += n;
                 match channel.open(segment, &mut p.filled, config, &mut self.outboxes) {
@@ -533,7 +534,12 @@ impl Engine {
                     }
                 }
             }
-            _ => p.filled += n,
+            // A secure peer's bytes never reach the framing layer undecrypted (a read always
+            // lands in a segment, so this cannot happen).
+            (Some(_), _, _) => {
+                self.close(peer, DisconnectReason::Io(io::ErrorKind::InvalidData), now);
+                return;
+            }
         }
         self.decode_received(peer, n, payload, now);
     }
