@@ -1,8 +1,10 @@
-//! Every scenario against every driver: one `#[test]` per (scenario, driver) cell, so a failure
-//! names its cell. A cell that cannot pass because of a driver bug is `#[ignore]`d with the
+//! Every scenario against every driver: one `#[test]` per (scenario, driver, mode) cell, so a
+//! failure names its cell (`lifecycle::tokio`, `lifecycle::tokio_secure`). A cell that cannot pass because of a driver bug is `#[ignore]`d with the
 //! reason (see /work/notes/driver-requests-conformance.md).
 
-use openp2p_tests::harness::{AsyncStdHarness, Executor, MioHarness, SimHarness, TokioHarness};
+use openp2p_tests::harness::{
+    AsyncStdHarness, Executor, MioHarness, Secure, SimHarness, TokioHarness,
+};
 use openp2p_tests::scenarios;
 
 /// The simulated network's seed for every cell (determinism.rs varies it).
@@ -22,53 +24,98 @@ fn prepare() {
     }
 }
 
+/// One `#[test]` named `$test` running `scenarios::$scenario` on `$harness`, with the given
+/// extra attributes.
+macro_rules! cell {
+    ($test:ident, $scenario:ident, $harness:expr, [$(#[$meta:meta])*]) => {
+        #[test]
+        $(#[$meta])*
+        fn $test() {
+            prepare();
+            scenarios::$scenario(&mut $harness);
+        }
+    };
+}
+
 /// `cells!(scenario; sim[attrs] mio[attrs] tokio[attrs] async_std[attrs] smol[attrs]);` makes
-/// module `scenario` with one test per driver, each with the given extra attributes.
+/// module `scenario` with two tests per driver, each with the given extra attributes:
+/// `<driver>` in plaintext and `<driver>_secure` with every node behind a Noise channel
+/// ([`Secure`]). Every scenario that only talks to nodes of the harness runs in both modes.
+/// A second list after `secure:` gives the secure cells attributes of their own.
 macro_rules! cells {
     ($scenario:ident;
      sim[$(#[$sim:meta])*] mio[$(#[$mio:meta])*] tokio[$(#[$tokio:meta])*]
-     async_std[$(#[$astd:meta])*] smol[$(#[$smol:meta])*]) => {
+     async_std[$(#[$astd:meta])*] smol[$(#[$smol:meta])*]
+     secure: sim[$(#[$ssim:meta])*] mio[$(#[$smio:meta])*] tokio[$(#[$stokio:meta])*]
+     async_std[$(#[$sastd:meta])*] smol[$(#[$ssmol:meta])*]) => {
         mod $scenario {
             use super::*;
 
-            #[test]
-            $(#[$sim])*
-            fn sim() {
-                prepare();
-                scenarios::$scenario(&mut SimHarness::new(SEED));
-            }
+            cell!(sim, $scenario, SimHarness::new(SEED), [$(#[$sim])*]);
+            cell!(mio, $scenario, MioHarness, [$(#[$mio])*]);
+            cell!(tokio, $scenario, TokioHarness::default(), [$(#[$tokio])*]);
+            cell!(async_std, $scenario, AsyncStdHarness::new(Executor::AsyncStd), [$(#[$astd])*]);
+            cell!(smol, $scenario, AsyncStdHarness::new(Executor::Smol), [$(#[$smol])*]);
 
-            #[test]
-            $(#[$mio])*
-            fn mio() {
-                prepare();
-                scenarios::$scenario(&mut MioHarness);
-            }
-
-            #[test]
-            $(#[$tokio])*
-            fn tokio() {
-                prepare();
-                scenarios::$scenario(&mut TokioHarness::default());
-            }
-
-            #[test]
-            $(#[$astd])*
-            fn async_std() {
-                prepare();
-                scenarios::$scenario(&mut AsyncStdHarness::new(Executor::AsyncStd));
-            }
-
-            #[test]
-            $(#[$smol])*
-            fn smol() {
-                prepare();
-                scenarios::$scenario(&mut AsyncStdHarness::new(Executor::Smol));
-            }
+            cell!(sim_secure, $scenario, Secure::new(SimHarness::new(SEED)), [$(#[$ssim])*]);
+            cell!(mio_secure, $scenario, Secure::new(MioHarness), [$(#[$smio])*]);
+            cell!(tokio_secure, $scenario, Secure::new(TokioHarness::default()), [$(#[$stokio])*]);
+            cell!(
+                async_std_secure,
+                $scenario,
+                Secure::new(AsyncStdHarness::new(Executor::AsyncStd)),
+                [$(#[$sastd])*]
+            );
+            cell!(
+                smol_secure,
+                $scenario,
+                Secure::new(AsyncStdHarness::new(Executor::Smol)),
+                [$(#[$ssmol])*]
+            );
         }
+    };
+    ($scenario:ident;
+     sim[$(#[$sim:meta])*] mio[$(#[$mio:meta])*] tokio[$(#[$tokio:meta])*]
+     async_std[$(#[$astd:meta])*] smol[$(#[$smol:meta])*]) => {
+        cells!($scenario;
+            sim[$(#[$sim])*] mio[$(#[$mio])*] tokio[$(#[$tokio])*]
+            async_std[$(#[$astd])*] smol[$(#[$smol])*]
+            secure: sim[$(#[$sim])*] mio[$(#[$mio])*] tokio[$(#[$tokio])*]
+            async_std[$(#[$astd])*] smol[$(#[$smol])*]);
     };
     ($scenario:ident) => {
         cells!($scenario; sim[] mio[] tokio[] async_std[] smol[]);
+    };
+}
+
+/// `secure_cells!(scenario)`: a scenario that configures its nodes' secure channels itself
+/// (keys, allowlists, pins), once per driver and on the simulated network.
+macro_rules! secure_cells {
+    ($scenario:ident) => {
+        mod $scenario {
+            use super::*;
+
+            cell!(sim, $scenario, SimHarness::new(SEED), []);
+            socket_cells!(@drivers $scenario);
+        }
+    };
+}
+
+/// `socket_cells!(scenario)`: a scenario with a real-socket adversary (a `std::net` client,
+/// listener or proxy): the four real drivers only.
+macro_rules! socket_cells {
+    ($scenario:ident) => {
+        mod $scenario {
+            use super::*;
+
+            socket_cells!(@drivers $scenario);
+        }
+    };
+    (@drivers $scenario:ident) => {
+        cell!(mio, $scenario, MioHarness, []);
+        cell!(tokio, $scenario, TokioHarness::default(), []);
+        cell!(async_std, $scenario, AsyncStdHarness::new(Executor::AsyncStd), []);
+        cell!(smol, $scenario, AsyncStdHarness::new(Executor::Smol), []);
     };
 }
 
@@ -78,7 +125,12 @@ cells!(scale);
 cells!(oversized_frame);
 cells!(flood_max_peers);
 cells!(flood_max_per_ip);
-cells!(slow_reader);
+// Secure on mio: a secure peer's sealed-but-unwritten bytes are not counted against
+// `send_queue_high_water` (admission checks the plaintext queue only), so accepted-but-unwritten
+// bytes exceed it (288 KiB over a 256 KiB mark here, every run). A core bug; see the report.
+cells!(slow_reader; sim[] mio[] tokio[] async_std[] smol[]
+    secure: sim[] mio[#[ignore = "core: sealed bytes escape the high-water mark (queued_bytes 294912 > 262144)"]]
+    tokio[] async_std[] smol[]);
 cells!(reset_mid_transfer; sim[] mio[] tokio[] async_std[] smol[]);
 cells!(reset_after_fin);
 cells!(connect_refused);

@@ -5,7 +5,7 @@ use async_io::Timer;
 use futures_lite::future;
 use openp2p_async_std::Node;
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
     SendManyFailures,
 };
 use std::future::Future;
@@ -112,6 +112,10 @@ impl TestNode for AsyncStdNode {
 
     fn connect_with(&self, addr: SocketAddr, framing: Framing) -> Result<PeerId, ConnectError> {
         self.run(self.node.connect_with(addr, framing))
+    }
+
+    fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, ConnectError> {
+        self.run(self.node.connect_pinned(addr, key))
     }
 
     fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {

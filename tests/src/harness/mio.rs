@@ -2,7 +2,7 @@
 
 use super::{released_port, Harness, TestNode, PATIENCE};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
     SendManyFailures,
 };
 use openp2p_mio::{DialError, Events, Node, RecvTimeoutError, SendWaitError};
@@ -72,6 +72,10 @@ impl TestNode for MioNode {
 
     fn connect_with(&self, addr: SocketAddr, framing: Framing) -> Result<PeerId, ConnectError> {
         connect_result(self.node.connect_with(addr, Some(framing)))
+    }
+
+    fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, ConnectError> {
+        connect_result(self.node.connect_pinned(addr, key))
     }
 
     fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {

@@ -7,17 +7,19 @@
 
 mod async_std;
 mod mio;
+mod secure;
 mod sim;
 mod tokio;
 
 pub use self::async_std::{AsyncStdHarness, AsyncStdNode, Executor};
 pub use self::mio::{MioHarness, MioNode};
+pub use self::secure::{identity, Secure};
 pub use self::sim::{SimHarness, SimNode};
 pub use self::tokio::{TokioHarness, TokioNode};
 
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
-    SendManyFailures,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats,
+    SendError, SendManyFailures,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -41,6 +43,13 @@ pub trait Harness {
 
     /// Whether time is virtual (the simulated network): rates and timeouts are then exact.
     fn is_virtual(&self) -> bool;
+
+    /// Whether every node runs a secure channel ([`Secure`]): wire byte counts then include
+    /// the handshake, the Noise length prefixes and tags, and `Connected` carries the remote's
+    /// key.
+    fn is_secure(&self) -> bool {
+        false
+    }
 }
 
 /// One running node, driven synchronously. Every method panics when the node has stopped
@@ -57,6 +66,10 @@ pub trait TestNode {
 
     /// Starts a connection with this framing.
     fn connect_with(&self, addr: SocketAddr, framing: Framing) -> Result<PeerId, ConnectError>;
+
+    /// Starts a secure connection that must reach the node whose key is `key` (the node's
+    /// framing); any other key fails it with `HandshakeFailure::KeyMismatch`.
+    fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, ConnectError>;
 
     /// Queues one message and returns the engine's verdict.
     fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError>;

@@ -4,7 +4,7 @@
 use super::{Harness, TestNode, PATIENCE};
 use openp2p_core::sim::{Link, NodeId, SimNet, TraceLine};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
     SendManyFailures,
 };
 use std::cell::RefCell;
@@ -168,6 +168,10 @@ impl TestNode for SimNode {
 
     fn connect_with(&self, addr: SocketAddr, framing: Framing) -> Result<PeerId, ConnectError> {
         self.with(|e, now| e.connect_with(addr, framing, now))
+    }
+
+    fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, ConnectError> {
+        self.with(|e, now| e.connect_pinned(addr, key, now))
     }
 
     fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {

@@ -3,7 +3,7 @@
 
 use super::{released_port, Harness, TestNode, PATIENCE};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerStats, SendError,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
     SendManyFailures,
 };
 use openp2p_tokio::Node;
@@ -82,6 +82,10 @@ impl TestNode for TokioNode {
 
     fn connect_with(&self, addr: SocketAddr, framing: Framing) -> Result<PeerId, ConnectError> {
         self.runtime.block_on(self.node.connect_with(addr, framing))
+    }
+
+    fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, ConnectError> {
+        self.runtime.block_on(self.node.connect_pinned(addr, key))
     }
 
     fn send(&self, peer: PeerId, data: Bytes) -> Result<(), SendError> {

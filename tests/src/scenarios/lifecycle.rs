@@ -1,7 +1,7 @@
 //! Scenario 1 (and 11a): listen, connect, send, receive, disconnect; events paired and ordered.
 
-use crate::harness::{v4, v6, Harness, TestNode, PATIENCE};
-use openp2p_core::{Config, Direction, DisconnectReason, Event, Framing, PeerId};
+use crate::harness::{identity, v4, v6, Harness, TestNode, PATIENCE};
+use openp2p_core::{Config, Direction, DisconnectReason, Event, Framing, PeerId, PeerKey, SecureConfig};
 use std::net::SocketAddr;
 
 /// Takes events from `node` until `done` accepts one; returns them all, in order, without the
@@ -29,7 +29,8 @@ fn take_until<N: TestNode>(node: &N, done: impl Fn(&Event) -> bool) -> (Vec<Even
 /// Listen, connect, a message each way, a graceful disconnect: on each node the events are
 /// exactly, in order, `Listening` (server), `Connected`, `Received`, `Disconnected` (reason
 /// `Local` at the closing side, `Remote` at the other, nothing unsent), and every `Sent` falls
-/// between `Connected` and `Disconnected` and adds up to the framed bytes.
+/// between `Connected` and `Disconnected` and adds up to the framed bytes. In secure mode each
+/// side's `Connected` carries the other's key (`None` in plaintext).
 pub fn lifecycle<H: Harness>(h: &mut H) {
     run(h, v4());
 }
@@ -44,7 +45,18 @@ fn run<H: Harness>(h: &mut H, bind: SocketAddr) {
         framing: Framing::LengthPrefixed,
         ..Config::default()
     };
-    let server = h.start(config.clone());
+    // In secure mode the scenario picks the identities, so it knows which key each side must see.
+    let keyed = |n: u64| -> (Config, Option<PeerKey>) {
+        if !h.is_secure() {
+            return (config.clone(), None);
+        }
+        let id = identity(n);
+        let key = id.public();
+        let secure = Some(SecureConfig::new(id));
+        (Config { secure, ..config.clone() }, Some(key))
+    };
+    let ((server_config, server_key), (client_config, client_key)) = (keyed(1), keyed(2));
+    let server = h.start(server_config);
     let addr = server.listen(bind);
     assert_eq!(
         addr.ip(),
@@ -53,14 +65,14 @@ fn run<H: Harness>(h: &mut H, bind: SocketAddr) {
         h.name()
     );
     assert_ne!(addr.port(), 0, "{}: a port was chosen", h.name());
-    let client = h.start(config);
+    let client = h.start(client_config);
     let c_peer = client.connect(addr).expect("connect accepted");
 
     let (events, sent) = take_until(&client, |e| matches!(e, Event::Connected { .. }));
     assert_eq!(sent, 0, "{}: Sent before Connected", h.name());
     assert!(
-        matches!(events[..], [Event::Connected { peer, addr: a, direction: Direction::Outbound, key: _ }]
-            if peer == c_peer && a == addr),
+        matches!(events[..], [Event::Connected { peer, addr: a, direction: Direction::Outbound, key }]
+            if peer == c_peer && a == addr && key == server_key),
         "{}: client events {events:?}",
         h.name()
     );
@@ -71,8 +83,8 @@ fn run<H: Harness>(h: &mut H, bind: SocketAddr) {
             peer,
             addr: remote,
             direction: Direction::Inbound,
-            key: _,
-        }] if a == addr => {
+            key,
+        }] if a == addr && key == client_key => {
             if !h.is_virtual() {
                 // The simulated network gives every host an IPv4 address of its own.
                 assert_eq!(

@@ -3,7 +3,7 @@
 
 use super::{disconnected, pair, MIB};
 use crate::harness::{expect, wait_for, Harness, TestNode};
-use openp2p_core::{Bytes, Config, DisconnectReason, Event, Limits, PeerId, Rate};
+use openp2p_core::{Bytes, Config, DisconnectReason, Event, FlowStats, Limits, PeerId, Rate};
 use std::time::Duration;
 
 /// The receiver reads at 1 MiB/s; the sender queues 16 MiB; once 256 KiB have arrived the
@@ -48,7 +48,8 @@ pub fn reset_mid_transfer<H: Harness>(h: &mut H) {
     let stats = p.client.global_stats();
     assert_eq!(stats.accepted_bytes, total as u64, "{name}: accepted");
     assert_eq!(stats.unsent_bytes, unsent, "{name}: global unsent");
-    assert_eq!(stats.sent.bytes, written, "{name}: global sent");
+    assert_eq!(stats.sent.payload_bytes, written, "{name}: global sent");
+    wire_covers_payload(h, &stats.sent, name);
     drop(p.client.shutdown());
     drop(p.server.shutdown());
 }
@@ -92,6 +93,21 @@ pub fn reset_after_fin<H: Harness>(h: &mut H) {
     sender_reset(&p.client, p.at_client, total, &mut written, name);
     drop(p.client.shutdown());
     drop(p.server.shutdown());
+}
+
+/// A flow's wire bytes equal its payload bytes on a plaintext peer; on a secure one they are
+/// more (the handshake, the Noise length prefixes and tags).
+pub(crate) fn wire_covers_payload<H: Harness>(h: &H, flow: &FlowStats, name: &str) {
+    if h.is_secure() {
+        assert!(
+            flow.bytes > flow.payload_bytes,
+            "{name}: {} wire bytes carry {} payload bytes",
+            flow.bytes,
+            flow.payload_bytes
+        );
+    } else {
+        assert_eq!(flow.bytes, flow.payload_bytes, "{name}: wire = payload");
+    }
 }
 
 /// Adds `peer`'s `Sent` bytes to `written`.

@@ -19,12 +19,23 @@ pub fn slow_reader<H: Harness>(h: &mut H) {
         send_queue_low_water: 64 * KIB,
         ..Config::default()
     };
+    let throttle = Limits::download(Rate::per_second(1).with_burst(1));
+    // Rate limits count wire bytes, handshake included: a secure reader throttled from the
+    // start would read the 100-byte handshake at 1 B/s and time it out. In secure mode the
+    // throttle comes right after `Connected`, before anything is sent.
     let reader = Config {
-        peer_limits: Limits::download(Rate::per_second(1).with_burst(1)),
+        peer_limits: if h.is_secure() {
+            Limits::UNLIMITED
+        } else {
+            throttle
+        },
         ..Config::default()
     };
     let p = pair(h, reader, sender);
     let (reader, sender, r_peer, s_peer) = (&p.server, &p.client, p.at_server, p.at_client);
+    if h.is_secure() {
+        reader.set_limits(r_peer, throttle);
+    }
     let msg = Bytes::from(vec![0x5a; 32 * KIB]);
     let mut accepted = 0usize;
     // Loopback socket buffers take a few MiB before the queue fills; stop at 64 MiB.
