@@ -144,6 +144,11 @@ cells!(rate_limit_changed);
 cells!(lifecycle_ipv6);
 cells!(send_many);
 
+secure_cells!(pinned_key_matches);
+secure_cells!(pinned_key_mismatch);
+secure_cells!(allowlist_refused_by_listener);
+secure_cells!(allowlist_refused_by_dialer);
+
 /// Connect timeout: on the simulated network only, where it is deterministic.
 #[test]
 fn connect_timeout_sim() {

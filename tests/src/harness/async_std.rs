@@ -5,8 +5,8 @@ use async_io::Timer;
 use futures_lite::future;
 use openp2p_async_std::Node;
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
-    SendManyFailures,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats,
+    SendError, SendManyFailures,
 };
 use std::future::Future;
 use std::net::SocketAddr;

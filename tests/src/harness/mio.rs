@@ -2,8 +2,8 @@
 
 use super::{released_port, Harness, TestNode, PATIENCE};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
-    SendManyFailures,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats,
+    SendError, SendManyFailures,
 };
 use openp2p_mio::{DialError, Events, Node, RecvTimeoutError, SendWaitError};
 use std::cell::RefCell;

@@ -4,8 +4,8 @@
 use super::{Harness, TestNode, PATIENCE};
 use openp2p_core::sim::{Link, NodeId, SimNet, TraceLine};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
-    SendManyFailures,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats,
+    SendError, SendManyFailures,
 };
 use std::cell::RefCell;
 use std::collections::VecDeque;

@@ -3,8 +3,8 @@
 
 use super::{released_port, Harness, TestNode, PATIENCE};
 use openp2p_core::{
-    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats, SendError,
-    SendManyFailures,
+    Bytes, Config, ConnectError, Event, Framing, GlobalStats, Limits, PeerId, PeerKey, PeerStats,
+    SendError, SendManyFailures,
 };
 use openp2p_tokio::Node;
 use std::net::SocketAddr;

@@ -1,7 +1,9 @@
 //! Scenario 1 (and 11a): listen, connect, send, receive, disconnect; events paired and ordered.
 
 use crate::harness::{identity, v4, v6, Harness, TestNode, PATIENCE};
-use openp2p_core::{Config, Direction, DisconnectReason, Event, Framing, PeerId, PeerKey, SecureConfig};
+use openp2p_core::{
+    Config, Direction, DisconnectReason, Event, Framing, PeerId, PeerKey, SecureConfig,
+};
 use std::net::SocketAddr;
 
 /// Takes events from `node` until `done` accepts one; returns them all, in order, without the
@@ -53,7 +55,13 @@ fn run<H: Harness>(h: &mut H, bind: SocketAddr) {
         let id = identity(n);
         let key = id.public();
         let secure = Some(SecureConfig::new(id));
-        (Config { secure, ..config.clone() }, Some(key))
+        (
+            Config {
+                secure,
+                ..config.clone()
+            },
+            Some(key),
+        )
     };
     let ((server_config, server_key), (client_config, client_key)) = (keyed(1), keyed(2));
     let server = h.start(server_config);

@@ -8,6 +8,7 @@ mod oversized;
 mod rates;
 mod reset;
 mod scale;
+mod secure;
 mod send_many;
 mod slow_reader;
 mod timeouts;
@@ -20,6 +21,10 @@ pub use oversized::oversized_frame;
 pub use rates::{rate_download, rate_global_shared, rate_limit_changed, rate_upload};
 pub use reset::{reset_after_fin, reset_mid_transfer};
 pub use scale::scale;
+pub use secure::{
+    allowlist_refused_by_dialer, allowlist_refused_by_listener, pinned_key_matches,
+    pinned_key_mismatch,
+};
 pub use send_many::send_many;
 pub use slow_reader::slow_reader;
 pub use timeouts::{graceful_shutdown, idle_timeout};
