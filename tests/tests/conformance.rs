@@ -148,6 +148,12 @@ secure_cells!(pinned_key_matches);
 secure_cells!(pinned_key_mismatch);
 secure_cells!(allowlist_refused_by_listener);
 secure_cells!(allowlist_refused_by_dialer);
+socket_cells!(plaintext_client_refused);
+socket_cells!(plaintext_listener_refused);
+socket_cells!(handshake_slowloris);
+socket_cells!(mitm_bit_flip);
+socket_cells!(mitm_truncated);
+socket_cells!(mitm_garbage_message);
 
 /// Connect timeout: on the simulated network only, where it is deterministic.
 #[test]

@@ -1,9 +1,11 @@
 //! The scenarios, each a generic function over [`Harness`]: written once, run on every driver.
 
+mod adversary;
 mod connect;
 mod flood;
 mod integrity;
 mod lifecycle;
+mod mitm;
 mod oversized;
 mod rates;
 mod reset;
@@ -13,10 +15,12 @@ mod send_many;
 mod slow_reader;
 mod timeouts;
 
+pub use adversary::{handshake_slowloris, plaintext_client_refused, plaintext_listener_refused};
 pub use connect::{connect_refused, connect_refused_queued, connect_timeout};
 pub use flood::{flood_max_peers, flood_max_per_ip};
 pub use integrity::{integrity, integrity_with};
 pub use lifecycle::{lifecycle, lifecycle_ipv6};
+pub use mitm::{mitm_bit_flip, mitm_garbage_message, mitm_truncated};
 pub use oversized::oversized_frame;
 pub use rates::{rate_download, rate_global_shared, rate_limit_changed, rate_upload};
 pub use reset::{reset_after_fin, reset_mid_transfer};
