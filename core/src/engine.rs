@@ -372,7 +372,7 @@ impl Engine {
         if !p.accepts_sends() {
             return Err(SendError::Closing);
         }
-        let len = match self.config.admit(p.framing, &data, p.queue.queued()) {
+        let len = match self.config.admit(p.framing, &data, p.queued()) {
             Ok(len) => len,
             Err(e) => {
                 if matches!(e, SendError::QueueFull { .. }) {

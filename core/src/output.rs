@@ -64,7 +64,7 @@ impl Engine {
             received: snapshot(&p.received, now, since, to_instant),
             sent: snapshot(&p.sent, now, since, to_instant),
             connected_since: p.connected_at.and_then(to_instant),
-            queued: p.queue.queued(),
+            queued: p.queued(),
             key: p.key(),
         })
     }
@@ -154,13 +154,13 @@ impl Engine {
             if p.id.slot() != slot {
                 return Err(format!("{:?} stored in slot {slot}", p.id));
             }
-            if p.accepted != p.written + p.queue.queued() {
+            if p.accepted != p.written + p.queued() {
                 return Err(format!(
                     "{:?}: accepted {} != written {} + queued {}",
                     p.id,
                     p.accepted,
                     p.written,
-                    p.queue.queued()
+                    p.queued()
                 ));
             }
             if p.segment.as_ref().is_some_and(|s| s.len() < p.filled) {
@@ -169,7 +169,7 @@ impl Engine {
             if p.interest != p.desired_interest() && p.phase != crate::peer::Phase::Connecting {
                 return Err(format!("{:?}: interest {:?} is stale", p.id, p.interest));
             }
-            queued += p.queue.queued();
+            queued += p.queued();
             lent += usize::from(p.segment.is_some());
             connecting += usize::from(p.phase == crate::peer::Phase::Connecting);
             if p.direction == crate::Direction::Inbound {

@@ -204,6 +204,12 @@ impl Peer {
         }
     }
 
+    /// Application bytes accepted and not yet written: the send queue, plus (secure peers)
+    /// what is sealed but not wholly written. Admission and `Writable` count these.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queue.queued() + self.secure.as_ref().map_or(0, |c| c.unsent())
+    }
+
     /// Bytes ready for the socket now: sealed bytes for a secure peer, the queue otherwise.
     pub(crate) fn unwritten(&self) -> u64 {
         match &self.secure {

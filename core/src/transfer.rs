@@ -624,7 +624,7 @@ impl Engine {
         p.written += plain;
         p.last_activity = now;
         p.sent.record(now, n as u64, plain, completed);
-        let writable = p.notify_writable && p.queue.queued() <= low;
+        let writable = p.notify_writable && p.queued() <= low;
         if writable {
             p.notify_writable = false;
         }
