@@ -69,6 +69,20 @@ fn bucket_corpus_replays_without_a_failure() {
     replay("bucket", fuzzing::bucket);
 }
 
+#[test]
+fn secure_handshake_corpus_replays_without_a_failure() {
+    let base = Instant::now();
+    replay("secure_handshake", |data| {
+        fuzzing::secure_handshake(data, base)
+    });
+}
+
+#[test]
+fn secure_stream_corpus_replays_without_a_failure() {
+    let base = Instant::now();
+    replay("secure_stream", |data| fuzzing::secure_stream(data, base));
+}
+
 /// A frame-harness input: setup bytes, split sizes, then a stream of well-formed messages with
 /// some garbage mixed in (so both reassembly and rejection are exercised).
 fn frame_input(delimited: bool) -> impl Strategy<Value = Vec<u8>> {
@@ -132,5 +146,20 @@ proptest! {
     #[test]
     fn bucket_harness_holds_on_random_inputs(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
         fuzzing::bucket(&data);
+    }
+}
+
+proptest! {
+    // Every case pays for X25519 (a whole handshake for the stream harness), slow in debug.
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn secure_handshake_harness_holds_on_random_inputs(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        fuzzing::secure_handshake(&data, Instant::now());
+    }
+
+    #[test]
+    fn secure_stream_harness_holds_on_random_inputs(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fuzzing::secure_stream(&data, Instant::now());
     }
 }

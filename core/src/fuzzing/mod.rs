@@ -1,5 +1,5 @@
-//! Fuzzing harnesses: the engine's state machine, the frame decoders and the token bucket, driven
-//! by arbitrary bytes and checked against models after every step.
+//! Fuzzing harnesses: the engine's state machine, the frame decoders, the token bucket and the
+//! secure channel, driven by arbitrary bytes and checked against models after every step.
 //!
 //! Each entry point takes the fuzzer's input and panics when an invariant breaks, so the same
 //! harness serves `cargo fuzz` (the `fuzz/` targets are thin wrappers), the committed corpus
@@ -20,17 +20,24 @@
 //!   bytes, our node id, port and jitter seed, then operations (opcode modulo 8 and arguments).
 //! - [`bucket`]: 4 setup bytes (rate and burst of a bucket and of a shared budget), then
 //!   operations (opcode modulo 10 and arguments).
+//! - [`secure_handshake`]: 2 setup bytes (role, suite, pin or allowlist, pool, EOF, bytes queued
+//!   early), a chunk count and chunk bytes (size, time step, read path), then the remote's bytes.
+//! - [`secure_stream`]: a setup byte (framing, suite, pool, EOF), messages (count, then size and
+//!   content seed each), wire mutations (count, then kind, offset and argument each), then chunk
+//!   bytes for the receiver's reads.
 
 mod bucket;
 mod discovery;
 mod engine;
 mod frames;
 mod reference;
+mod secure;
 
 pub use bucket::bucket;
 pub use discovery::discovery;
 pub use engine::engine;
 pub use frames::{frame_delimited, frame_length_prefixed};
+pub use secure::{secure_handshake, secure_stream};
 
 use crate::{Framing, Limits, Rate};
 use std::io;
