@@ -54,6 +54,14 @@ impl Engine {
         self.peer_ref(peer).map(|p| p.interest)
     }
 
+    /// Application bytes accepted for a live peer and not yet written (framing included; for a
+    /// secure peer also what is sealed but not wholly written). Cheap: for drivers that mirror
+    /// the queue, since a write's [`Transfer::Moved`](crate::Transfer) counts socket (wire)
+    /// bytes, which for a secure peer are not the application's.
+    pub fn queued(&self, peer: PeerId) -> Option<u64> {
+        self.peer_ref(peer).map(|p| p.queued())
+    }
+
     /// A live peer's traffic statistics.
     pub fn stats(&self, peer: PeerId) -> Option<PeerStats> {
         let p = self.peer_ref(peer)?;

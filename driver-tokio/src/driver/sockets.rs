@@ -148,6 +148,13 @@ impl Driver {
         source.state.rearm();
         let mut cx = Context::from_waker(&source.waker);
         let mut written = 0;
+        // The send mirror counts application bytes; `Moved` counts wire bytes (more than the
+        // application's on a secure peer), so the mirror follows the engine's queue instead.
+        let queued_before = if reading {
+            0
+        } else {
+            engine.queued(peer).unwrap_or(0)
+        };
         let mut turn_used = true;
         for _ in 0..OPS_PER_TURN {
             let wanted = if reading {
@@ -205,7 +212,13 @@ impl Driver {
                 }
             }
         }
-        if !reading && written > 0 && slot.link.written(written) {
+        let delivered = if reading {
+            0
+        } else {
+            let after = engine.queued(peer).unwrap_or(0);
+            usize::try_from(queued_before.saturating_sub(after)).unwrap_or(usize::MAX)
+        };
+        if !reading && delivered > 0 && slot.link.written(delivered) {
             self.writable_due.push(peer);
         }
         if turn_used && self.one_thread {
