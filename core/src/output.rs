@@ -179,7 +179,9 @@ impl Engine {
             }
             queued += p.queued();
             lent += usize::from(p.segment.is_some());
-            connecting += usize::from(p.phase == crate::peer::Phase::Connecting);
+            // A dial counts as pending until it is `Connected` (its handshake included).
+            connecting +=
+                usize::from(p.before_connected() && p.direction == crate::Direction::Outbound);
             if p.direction == crate::Direction::Inbound {
                 *inbound_by_ip
                     .entry(crate::engine::host_key(p.addr.ip()))

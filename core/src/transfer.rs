@@ -503,6 +503,7 @@ impl Engine {
         };
         p.last_activity = now;
         let mut payload = n;
+        let mut broken = None;
         match (
             &mut p.secure,
             p.segment.as_mut(),
@@ -514,6 +515,7 @@ impl Engine {
                 match channel.open(segment, &mut p.filled, config, &mut self.outboxes) {
                     Ok(opened) => {
                         payload = opened.plain;
+                        broken = opened.broken;
                         self.watch_keys(peer, now);
                         if opened.established {
                             // `Connected` goes out before anything received after it.
@@ -524,12 +526,8 @@ impl Engine {
                     Err(failure) => {
                         p.received.record(now, n as u64, 0, 0);
                         self.totals.received.record(now, n as u64, 0, 0);
-                        match failure {
-                            Failure::Handshake(f) => self.fail_handshake(peer, f, now),
-                            Failure::Transport(f) => {
-                                self.close(peer, DisconnectReason::Secure(f), now)
-                            }
-                        }
+                        let Failure::Handshake(f) = failure;
+                        self.fail_handshake(peer, f, now);
                         return;
                     }
                 }
@@ -542,6 +540,10 @@ impl Engine {
             }
         }
         self.decode_received(peer, n, payload, now);
+        if let Some(failure) = broken {
+            // Everything authentic before the failed transport message was delivered above.
+            self.close(peer, DisconnectReason::Secure(failure), now);
+        }
     }
 
     /// Hands every whole message in the peer's plaintext to the application and records the

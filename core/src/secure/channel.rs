@@ -32,7 +32,6 @@ const RECV: usize = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     Handshake(HandshakeFailure),
-    Transport(TransportFailure),
 }
 
 /// What one call to [`Channel::open`] achieved.
@@ -42,6 +41,9 @@ pub(crate) struct Opened {
     pub(crate) plain: usize,
     /// The handshake finished in this call (the remote's key passed the gate).
     pub(crate) established: bool,
+    /// A transport message failed: the plaintext opened before it is to be delivered, then the
+    /// peer closed with this reason.
+    pub(crate) broken: Option<TransportFailure>,
 }
 
 /// A peer's secure channel state.
@@ -220,15 +222,20 @@ impl Channel {
                 }
                 Stage::Transport(ciphers) => {
                     if len < TAG {
-                        return Err(Failure::Transport(TransportFailure::Malformed));
+                        opened.broken = Some(TransportFailure::Malformed);
+                        break;
                     }
                     if end - cursor < HEADER + len {
                         break;
                     }
                     let record = &mut segment[plain_end..cursor + HEADER + len];
-                    let n = ciphers[RECV]
-                        .open_within(record, cursor + HEADER - plain_end)
-                        .map_err(|_| Failure::Transport(TransportFailure::Decrypt))?;
+                    let Ok(n) = ciphers[RECV].open_within(record, cursor + HEADER - plain_end)
+                    else {
+                        // The plaintext before this message is authentic and stays; nothing of
+                        // this one or after it is used.
+                        opened.broken = Some(TransportFailure::Decrypt);
+                        break;
+                    };
                     plain_end += n;
                     opened.plain += n;
                     cursor += HEADER + len;
@@ -237,6 +244,11 @@ impl Channel {
                     return Err(Failure::Handshake(HandshakeFailure::Malformed))
                 }
             }
+        }
+        if opened.broken.is_some() {
+            self.pending = 0;
+            *filled = plain_end;
+            return Ok(opened);
         }
         if cursor > plain_end && end > cursor {
             segment.copy_within(cursor..end, plain_end);
