@@ -4,7 +4,11 @@
 //!
 //! `cargo bench -p openp2p-core --bench handshake`
 
-use openp2p_core::{Config, Engine, Event, Identity, PeerId, SecureConfig, Transfer};
+#[path = "../tests/support/hot_path.rs"]
+mod hot_path;
+
+use hot_path::Pair;
+use openp2p_core::{Config, Engine, Event, Identity, SecureConfig};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -13,33 +17,6 @@ fn config(secure: bool, n: u8) -> Config {
         pool_segments: 8,
         secure: secure.then(|| SecureConfig::new(Identity::from_entropy([n; 32]))),
         ..Config::default()
-    }
-}
-
-fn wire(engine: &mut Engine, peer: PeerId, now: Instant, out: &mut Vec<u8>) {
-    out.clear();
-    while let Transfer::Moved(n) = engine.write_to(peer, now, |slices| {
-        slices.iter().for_each(|s| out.extend_from_slice(s));
-        Ok(slices.iter().map(|s| s.len()).sum())
-    }) {
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-fn deliver(engine: &mut Engine, peer: PeerId, now: Instant, bytes: &[u8]) {
-    let mut at = 0;
-    while at < bytes.len() {
-        let moved = engine.read_from(peer, now, |buf| {
-            let n = buf.len().min(bytes.len() - at);
-            buf[..n].copy_from_slice(&bytes[at..at + n]);
-            at += n;
-            Ok(n)
-        });
-        if !matches!(moved, Transfer::Moved(_)) {
-            break;
-        }
     }
 }
 
@@ -66,10 +43,10 @@ fn churn(secure: bool, n: u32) -> f64 {
             .expect("send");
         let mut received = false;
         for _ in 0..4 {
-            wire(&mut client, c, now, &mut ab);
-            deliver(&mut server, s, now, &ab);
-            wire(&mut server, s, now, &mut ba);
-            deliver(&mut client, c, now, &ba);
+            Pair::written_into(&mut client, c, now, &mut ab);
+            Pair::deliver(&mut server, s, now, &ab);
+            Pair::written_into(&mut server, s, now, &mut ba);
+            Pair::deliver(&mut client, c, now, &ba);
             while client.poll_event().is_some() {}
             while let Some(e) = server.poll_event() {
                 received |= matches!(e, Event::Received { .. });

@@ -141,6 +141,13 @@ impl Pair {
     }
 }
 
+/// Whether the events hold a `Disconnected` for this secure-channel failure.
+fn disconnected_by(events: &[Event], failure: TransportFailure) -> bool {
+    events.iter().any(|e| {
+        matches!(e, Event::Disconnected { reason: DisconnectReason::Secure(f), .. } if *f == failure)
+    })
+}
+
 fn connected_key(events: &[Event]) -> Option<Option<PeerKey>> {
     events.iter().find_map(|e| match e {
         Event::Connected { key, .. } => Some(*key),
@@ -285,13 +292,7 @@ fn one_flipped_bit_disconnects_with_the_decrypt_reason_and_delivers_everything_b
         }
     });
     assert_eq!(Pair::received(&pair.events_b), vec![Bytes::from("first")]);
-    assert!(pair.events_b.iter().any(|e| matches!(
-        e,
-        Event::Disconnected {
-            reason: DisconnectReason::Secure(TransportFailure::Decrypt),
-            ..
-        }
-    )));
+    assert!(disconnected_by(&pair.events_b, TransportFailure::Decrypt));
 }
 
 #[test]
@@ -310,13 +311,7 @@ fn a_stream_cut_inside_a_transport_message_is_reported_truncated() {
     pair.drain();
     // Both frames were sealed into one transport message: neither may be delivered.
     assert!(Pair::received(&pair.events_b).is_empty());
-    assert!(pair.events_b.iter().any(|e| matches!(
-        e,
-        Event::Disconnected {
-            reason: DisconnectReason::Secure(TransportFailure::Truncated),
-            ..
-        }
-    )));
+    assert!(disconnected_by(&pair.events_b, TransportFailure::Truncated));
 }
 
 #[test]
@@ -328,13 +323,7 @@ fn a_65535_byte_garbage_transport_message_is_rejected_without_delivery() {
     Pair::feed(&mut pair.b, pair.pb, pair.now, &garbage, usize::MAX);
     pair.drain();
     assert!(Pair::received(&pair.events_b).is_empty());
-    assert!(pair.events_b.iter().any(|e| matches!(
-        e,
-        Event::Disconnected {
-            reason: DisconnectReason::Secure(TransportFailure::Decrypt),
-            ..
-        }
-    )));
+    assert!(disconnected_by(&pair.events_b, TransportFailure::Decrypt));
 }
 
 #[test]

@@ -124,16 +124,23 @@ impl Pair {
         }
     }
 
-    fn written(engine: &mut Engine, peer: PeerId, now: Instant) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// Everything `engine` writes to `peer` now, appended to `out` (cleared first).
+    pub fn written_into(engine: &mut Engine, peer: PeerId, now: Instant, out: &mut Vec<u8>) {
+        out.clear();
         while let Transfer::Moved(_) = engine.write_to(peer, now, |slices| {
             slices.iter().for_each(|s| out.extend_from_slice(s));
             Ok(slices.iter().map(|s| s.len()).sum())
         }) {}
+    }
+
+    fn written(engine: &mut Engine, peer: PeerId, now: Instant) -> Vec<u8> {
+        let mut out = Vec::new();
+        Self::written_into(engine, peer, now, &mut out);
         out
     }
 
-    fn deliver(engine: &mut Engine, peer: PeerId, now: Instant, bytes: &[u8]) {
+    /// Feeds `bytes` to `engine`'s `peer` through its read path.
+    pub fn deliver(engine: &mut Engine, peer: PeerId, now: Instant, bytes: &[u8]) {
         let mut at = 0;
         while at < bytes.len() {
             let moved = engine.read_from(peer, now, |buf| {
