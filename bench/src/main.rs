@@ -4,6 +4,7 @@
 //! cargo run --release -p openp2p-bench                       # full run (< 10 minutes)
 //! cargo run --release -p openp2p-bench -- --quick            # seconds: tiny sizes, one run
 //! cargo run --release -p openp2p-bench -- --only bulk,echo --runs 3 --out /tmp/b
+//! cargo run --release -p openp2p-bench --features libp2p-anchor -- --only secure
 //! ```
 
 use clap::Parser;
@@ -113,7 +114,12 @@ fn main() -> ExitCode {
     let run = Run {
         machine,
         command: format!(
-            "cargo run --release -p openp2p-bench{}{}",
+            "cargo run --release -p openp2p-bench{}{}{}",
+            if cfg!(feature = "libp2p-anchor") {
+                " --features libp2p-anchor"
+            } else {
+                ""
+            },
             if args.len() > 1 { " -- " } else { "" },
             args.get(1..).unwrap_or_default().join(" ")
         ),

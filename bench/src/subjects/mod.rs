@@ -10,6 +10,8 @@ pub mod openp2p_tokio;
 pub mod raw_mio;
 pub mod raw_smol;
 pub mod raw_tokio;
+#[cfg(feature = "libp2p-anchor")]
+pub mod rust_libp2p;
 
 use crate::cpu::Span;
 use crate::subject::{BenchResult, BulkSize, EchoServer, Subject};

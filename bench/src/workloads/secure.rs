@@ -3,8 +3,13 @@
 //! connections x 64 B round trips) and churn (connect, handshake, one 64 B echo, close). Both
 //! ends are openp2p nodes in this process (a secure peer needs a Noise client), so CPU figures
 //! cover both ends; the same in both modes.
+//!
+//! With the `libp2p-anchor` feature, each run also moves the same bulk transfer over rust-libp2p
+//! (TCP + Noise + Yamux, [`crate::subjects::rust_libp2p`]): an anchor from an established stack
+//! that secure openp2p-tokio's bulk throughput is held against (target: at least twice it).
 
 use crate::cpu;
+use crate::cpu::Span;
 use crate::model::{median, Opts, Outcome, Row};
 use crate::subject::{BenchResult, BulkSize};
 use crate::subjects::openp2p_tokio::bulk_with;
@@ -16,6 +21,8 @@ use std::time::{Duration, Instant};
 const ECHO_PEERS: usize = 100;
 const CHURN_CLIENTS: usize = 32;
 const MESSAGE: usize = 64;
+/// Width of the subject column of the progress lines.
+const SUBJECT_WIDTH: usize = 27;
 
 fn config(secure: bool, n: u8) -> Config {
     Config {
@@ -34,7 +41,14 @@ fn mode(secure: bool) -> &'static str {
     }
 }
 
-/// Samples of every metric, per mode.
+/// GB/s and CPU seconds per GiB of a bulk run's timed part.
+fn bulk_figures(size: BulkSize, span: Span) -> (f64, f64) {
+    let gbps = size.timed as f64 / span.secs / 1e9;
+    let per_gib = span.cpu_ns as f64 / 1e9 / (size.timed as f64 / (1u64 << 30) as f64);
+    (gbps, per_gib)
+}
+
+/// Samples of every metric, per mode (the anchor fills only the bulk ones).
 #[derive(Default)]
 struct Samples {
     bulk_gbps: Vec<f64>,
@@ -43,6 +57,14 @@ struct Samples {
     churn_cps: Vec<f64>,
     churn_cpu_us: Vec<f64>,
 }
+
+/// A table metric: its name, unit, samples, and the least secure/plaintext ratio (if targeted).
+type Metric = (
+    &'static str,
+    &'static str,
+    fn(&Samples) -> &Vec<f64>,
+    Option<f64>,
+);
 
 /// Runs both modes `opts.runs` times, interleaved.
 pub fn run(opts: &Opts) -> Outcome {
@@ -60,16 +82,16 @@ pub fn run(opts: &Opts) -> Outcome {
     let window = Duration::from_millis(if opts.quick { 200 } else { 1_500 });
     let mut samples = [Samples::default(), Samples::default()];
     let mut notes = Vec::new();
+    #[cfg(feature = "libp2p-anchor")]
+    let mut anchor = Samples::default();
     for run in 1..=opts.runs.max(1) {
         for secure in [false, true] {
             let s = &mut samples[usize::from(secure)];
             match bulk_with(size, config(secure, 1)) {
                 Ok(span) => {
-                    let gbps = size.timed as f64 / span.secs / 1e9;
-                    let per_gib =
-                        span.cpu_ns as f64 / 1e9 / (size.timed as f64 / (1u64 << 30) as f64);
+                    let (gbps, per_gib) = bulk_figures(size, span);
                     eprintln!(
-                        "  secure run {run}: {:<22} bulk {gbps:6.2} GB/s  {per_gib:5.2} CPU s/GiB",
+                        "  secure run {run}: {:<SUBJECT_WIDTH$} bulk {gbps:6.2} GB/s  {per_gib:5.2} CPU s/GiB",
                         mode(secure)
                     );
                     s.bulk_gbps.push(gbps);
@@ -80,7 +102,7 @@ pub fn run(opts: &Opts) -> Outcome {
             match echo(secure, window) {
                 Ok(rts) => {
                     eprintln!(
-                        "  secure run {run}: {:<22} echo {rts:9.0} round trips/s",
+                        "  secure run {run}: {:<SUBJECT_WIDTH$} echo {rts:9.0} round trips/s",
                         mode(secure)
                     );
                     s.echo_rts.push(rts);
@@ -89,17 +111,33 @@ pub fn run(opts: &Opts) -> Outcome {
             }
             match churn(secure, window) {
                 Ok((cps, cpu_us)) => {
-                    eprintln!("  secure run {run}: {:<22} churn {cps:7.0} connections/s  {cpu_us:6.1} µs CPU each", mode(secure));
+                    eprintln!("  secure run {run}: {:<SUBJECT_WIDTH$} churn {cps:7.0} connections/s  {cpu_us:6.1} µs CPU each", mode(secure));
                     s.churn_cps.push(cps);
                     s.churn_cpu_us.push(cpu_us);
                 }
                 Err(e) => notes.push(format!("churn run {run} {} failed: {e}", mode(secure))),
             }
         }
+        #[cfg(feature = "libp2p-anchor")]
+        match crate::subjects::rust_libp2p::bulk(size) {
+            Ok(span) => {
+                let (gbps, per_gib) = bulk_figures(size, span);
+                eprintln!(
+                    "  secure run {run}: {:<SUBJECT_WIDTH$} bulk {gbps:6.2} GB/s  {per_gib:5.2} CPU s/GiB",
+                    crate::subjects::rust_libp2p::SUBJECT
+                );
+                anchor.bulk_gbps.push(gbps);
+                anchor.bulk_cpu_per_gib.push(per_gib);
+            }
+            Err(e) => notes.push(format!(
+                "bulk run {run} {} failed: {e}",
+                crate::subjects::rust_libp2p::SUBJECT
+            )),
+        }
     }
     let mut rows = Vec::new();
     let [plain, secure] = &samples;
-    let metrics: [(&str, &str, fn(&Samples) -> &Vec<f64>, Option<f64>); 5] = [
+    let metrics: [Metric; 5] = [
         ("bulk throughput", "GB/s", |s| &s.bulk_gbps, Some(0.75)),
         (
             "bulk CPU per GiB (both ends)",
@@ -167,6 +205,24 @@ pub fn run(opts: &Opts) -> Outcome {
         target: Some(">= 3,000/s".into()),
         met: Some(churn_secure >= 3_000.0),
     });
+    #[cfg(feature = "libp2p-anchor")]
+    {
+        rows.extend(anchor_rows(&anchor, secure));
+        notes.push(format!(
+            "Anchor: {} {}, one libp2p-stream substream on a connection between two swarms in \
+             this process, libp2p's defaults (Noise_XX_25519_ChaChaPoly_SHA256, libp2p-noise's \
+             only suite; Yamux's default windows), the same sizes, runtime and CPU accounting. \
+             Its ratio: openp2p-tokio secure over rust-libp2p bulk medians.",
+            crate::subjects::rust_libp2p::SUBJECT,
+            crate::subjects::rust_libp2p::VERSION
+        ));
+    }
+    #[cfg(not(feature = "libp2p-anchor"))]
+    notes.push(
+        "No rust-libp2p anchor in this run: it is built only with the `libp2p-anchor` feature \
+         (`cargo run --release -p openp2p-bench --features libp2p-anchor -- --only secure`)."
+            .into(),
+    );
     notes.insert(
         0,
         format!(
@@ -187,6 +243,52 @@ pub fn run(opts: &Opts) -> Outcome {
         series: Vec::new(),
         notes,
     }
+}
+
+/// The anchor's bulk rows, and secure openp2p-tokio's bulk throughput against it (>= 2x).
+#[cfg(feature = "libp2p-anchor")]
+fn anchor_rows(anchor: &Samples, secure: &Samples) -> Vec<Row> {
+    let subject = crate::subjects::rust_libp2p::SUBJECT;
+    let mut rows = Vec::new();
+    for (metric, unit, values) in [
+        ("bulk throughput", "GB/s", &anchor.bulk_gbps),
+        (
+            "bulk CPU per GiB (both ends)",
+            "s",
+            &anchor.bulk_cpu_per_gib,
+        ),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        rows.push(Row {
+            workload: "secure".into(),
+            subject: subject.into(),
+            metric: metric.into(),
+            unit: unit.into(),
+            median: median(values),
+            samples: values.clone(),
+            ratio: None,
+            target: None,
+            met: None,
+        });
+    }
+    let (ours, theirs) = (median(&secure.bulk_gbps), median(&anchor.bulk_gbps));
+    if !secure.bulk_gbps.is_empty() && theirs > 0.0 {
+        let ratio = ours / theirs;
+        rows.push(Row {
+            workload: "secure".into(),
+            subject: mode(true).into(),
+            metric: "bulk throughput over rust-libp2p".into(),
+            unit: "GB/s".into(),
+            median: ours,
+            samples: secure.bulk_gbps.clone(),
+            ratio: Some(ratio),
+            target: Some(">= 2x rust-libp2p".into()),
+            met: Some(ratio >= 2.0),
+        });
+    }
+    rows
 }
 
 /// Round trips per second: a client node with 100 connections to an echo node, each keeping
@@ -286,16 +388,17 @@ fn churn(secure: bool, window: Duration) -> BenchResult<(f64, f64)> {
                     done += 1;
                     let _ = client.abort(peer).await;
                 }
-                Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } => {
-                    if live.remove(&peer) {
-                        if matches!(event, Event::ConnectFailed { .. }) {
-                            failures += 1;
-                            if failures > 1_000 {
-                                return Err("churn: over 1,000 failed connects".into());
-                            }
+                // A peer of this client (not already replaced): dial a new one in its place.
+                Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. }
+                    if live.remove(&peer) =>
+                {
+                    if matches!(event, Event::ConnectFailed { .. }) {
+                        failures += 1;
+                        if failures > 1_000 {
+                            return Err("churn: over 1,000 failed connects".into());
                         }
-                        live.insert(client.connect(addr).await?);
                     }
+                    live.insert(client.connect(addr).await?);
                 }
                 _ => {}
             }
