@@ -113,10 +113,11 @@ async fn transfer(
     let mut started = Instant::now();
     while let Some(event) = node.next_event().await {
         match event {
-            Event::Connected { peer: p, .. } if p == peer => {
+            Event::Connected { peer: p, key, .. } if p == peer => {
                 let limit = up.map_or(String::new(), |r| format!(" at most {r}"));
+                let proven = key.map_or(String::new(), |k| format!(" (key {k})"));
                 progress.println(&format!(
-                    "connected to {target}; sending {} ({}){limit}",
+                    "connected to {target}{proven}; sending {} ({}){limit}",
                     header.name,
                     human_bytes(header.size)
                 ));

@@ -167,9 +167,14 @@ impl Engine {
     }
 
     /// Like [`with_entropy`](Self::with_entropy), seeded from the operating system's RNG
-    /// (feature `os-entropy`): what every driver calls, secure or not.
+    /// (feature `os-entropy`): what every driver calls, secure or not (a plaintext `config`
+    /// reads no entropy).
     #[cfg(feature = "os-entropy")]
     pub fn with_os_entropy(config: Config) -> Result<Engine, ConfigError> {
+        if config.secure.is_none() {
+            // A plaintext engine draws nothing: it needs no RNG to start.
+            return Self::build(config, None);
+        }
         let entropy = crate::os_entropy().map_err(|_| ConfigError::NoEntropy)?;
         Self::with_entropy(config, entropy)
     }
@@ -262,8 +267,9 @@ impl Engine {
 
     /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure
     /// handshake: another key fails the connect with
-    /// [`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch) before anything
-    /// is sent. On a plaintext engine, where no key can be proven, this is
+    /// [`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch) before this
+    /// engine sends its own static key or any application data (only the first handshake
+    /// message, an ephemeral key, has gone out). On a plaintext engine, where no key can be proven, this is
     /// [`ConnectError::NotSecure`].
     pub fn connect_pinned(
         &mut self,

@@ -215,7 +215,7 @@ impl Node {
     /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure handshake.
     /// Another key ends the connect in [`Event::ConnectFailed`] with
     /// [`ConnectFailure::Handshake`](crate::ConnectFailure::Handshake)`(`[`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch)`
-    /// { expected, actual })` before anything is sent; on a node without
+    /// { expected, actual })` before this node sends its own key or any data; on a node without
     /// [`Config::secure`] this fails at once with [`ConnectError::NotSecure`].
     pub async fn connect_pinned(
         &self,

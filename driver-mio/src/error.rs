@@ -80,7 +80,8 @@ impl std::error::Error for BindError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DialError {
-    /// The engine refused to start the connect (a limit, or shutting down).
+    /// The engine refused to start the connect (a limit, shutting down, or a pinned key on a
+    /// plaintext node: `ConnectError::NotSecure`).
     Rejected(ConnectError),
     /// The connect was started and failed (only from `connect_wait`; `connect` reports this as
     /// [`Event::ConnectFailed`](crate::Event::ConnectFailed)).

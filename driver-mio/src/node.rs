@@ -208,7 +208,7 @@ impl Node {
     /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure handshake.
     /// Another key ends the connect in [`Event::ConnectFailed`](crate::Event::ConnectFailed) with
     /// [`ConnectFailure::Handshake`](crate::ConnectFailure::Handshake)`(`[`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch)`
-    /// { expected, actual })` before anything is sent; on a node without
+    /// { expected, actual })` before this node sends its own key or any data; on a node without
     /// [`Config::secure`](crate::Config::secure) this is
     /// [`DialError::Rejected`]`(`[`ConnectError::NotSecure`](crate::ConnectError::NotSecure)`)`.
     pub fn connect_pinned(&self, addr: SocketAddr, key: PeerKey) -> Result<PeerId, DialError> {

@@ -4,7 +4,8 @@
 //! The mirror lets `Node::send` and stream writes answer at once, without a round trip to the
 //! driver: it counts the bytes accepted for the peer and not yet taken by the socket, which is
 //! never less than what the engine has queued (bytes are counted before the engine sees them and
-//! uncounted after the socket took them), so applying the engine's own admission rule
+//! uncounted by as much as the engine's queue (`Engine::queued`) shrank in a write turn: for a
+//! secure peer the socket's wire bytes are more than the application's), so applying the engine's own admission rule
 //! ([`Config::admit`]) to it never accepts what the engine would refuse for queue space.
 
 use bytes::Bytes;
@@ -107,7 +108,8 @@ impl PeerLink {
         }
     }
 
-    /// The socket took `n` bytes of the peer's queue. True if a `Writable` event is due.
+    /// The engine's queue for the peer shrank by `n` application bytes in a write turn. True if
+    /// a `Writable` event is due.
     pub(crate) fn written(&self, n: usize) -> bool {
         let mut state = self.lock();
         state.queued = state.queued.saturating_sub(n as u64);

@@ -126,7 +126,7 @@ impl Node {
     /// Like [`connect`](Self::connect), and the remote must prove `key` in the secure handshake.
     /// Another key ends the connect in [`Event::ConnectFailed`] with
     /// [`ConnectFailure::Handshake`](crate::ConnectFailure::Handshake)`(`[`HandshakeFailure::KeyMismatch`](crate::HandshakeFailure::KeyMismatch)`
-    /// { expected, actual })` before anything is sent; on a node without
+    /// { expected, actual })` before this node sends its own key or any data; on a node without
     /// [`Config::secure`] this fails at once with [`ConnectError::NotSecure`].
     pub async fn connect_pinned(
         &self,
@@ -485,5 +485,38 @@ mod tests {
             assert!(Pin::new(&mut events).poll_next(&mut cx).is_pending());
         }
         assert_eq!(node.shared.lock().waiting(), 0);
+    }
+
+    /// An accepted connection whose secure handshake fails is never announced (no event names
+    /// its id), so the driver must drop its shared link with the socket: strangers who connect
+    /// and send garbage must not grow the node's memory.
+    #[tokio::test]
+    async fn failed_inbound_handshakes_leave_no_link_behind() {
+        use std::io::Write;
+        let identity = crate::Identity::from_secret([7; 32]);
+        let config = Config {
+            secure: Some(crate::SecureConfig::new(identity)),
+            ..Config::default()
+        };
+        let node = Node::start(config).expect("valid config");
+        let addr = node.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let rounds = 20;
+        for _ in 0..rounds {
+            let mut stranger = std::net::TcpStream::connect(addr).unwrap();
+            stranger.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        }
+        let mut failed = 0;
+        while failed < rounds {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(10), node.next_event())
+                .await
+                .expect("an event within 10 s")
+                .expect("the node runs");
+            if let crate::Event::HandshakeFailed { .. } = event {
+                failed += 1;
+            }
+        }
+        // The link goes with `Io::Close`, which the driver performs before it delivers the
+        // events of the same round.
+        assert_eq!(node.shared.lock().links.len(), 0);
     }
 }

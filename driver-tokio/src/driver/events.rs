@@ -84,7 +84,7 @@ impl Driver {
                     }
                 }
                 Event::Sent { peer, bytes } => {
-                    // The send mirror was updated from the write itself; a taken stream stands
+                    // The send mirror followed the engine's queue during the write turn; a taken stream stands
                     // for its peer's `Sent` events (its `poll_flush` reports the progress).
                     let taken = self
                         .slot_mut(peer)
@@ -96,6 +96,11 @@ impl Driver {
                 }
                 event => {
                     match &event {
+                        Event::Connected { peer, .. } => {
+                            if let Some(slot) = self.slot_mut(*peer) {
+                                slot.unannounced = false;
+                            }
+                        }
                         Event::Writable { peer } => self.flush_backlog(*peer, now),
                         Event::SendRefused { peer, error, data } => {
                             if let Some(link) = self.link_of(&state.links, *peer) {
