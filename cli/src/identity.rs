@@ -25,10 +25,11 @@ pub struct SecureArgs {
     /// [default: $XDG_CONFIG_HOME/openp2p/identity, else ~/.config/openp2p/identity].
     #[arg(long, value_name = "PATH", conflicts_with = "insecure")]
     pub identity: Option<PathBuf>,
-    /// Seconds a connection has to finish the secure handshake before it is dropped.
-    #[arg(long, value_name = "SECS", default_value_t = 10,
+    /// Seconds a connection has to finish the secure handshake before it is dropped
+    /// [default: 10].
+    #[arg(long, value_name = "SECS", conflicts_with = "insecure",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub handshake_timeout: u64,
+    pub handshake_timeout: Option<u64>,
 }
 
 impl SecureArgs {
@@ -53,7 +54,7 @@ impl SecureArgs {
     pub fn secure_config(&self, identity: Identity, allow: Allow) -> SecureConfig {
         SecureConfig {
             allow,
-            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout.unwrap_or(10)),
             ..SecureConfig::new(identity)
         }
     }
@@ -104,9 +105,14 @@ fn default_path() -> Result<PathBuf> {
 }
 
 /// Reads the identity at `path`, or creates it there (parent directories too) if it is missing.
+/// An existing file that others may read or write is refused, as ssh refuses such a key.
 pub fn load_or_create(path: &Path) -> Result<Identity> {
     match read_secret(path) {
-        Ok(secret) => return Ok(Identity::from_secret(secret?)),
+        Ok(secret) => {
+            let secret = secret?;
+            check_owner_only(path)?;
+            return Ok(Identity::from_secret(secret));
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(cannot(path, "read", e)),
     }
@@ -120,6 +126,29 @@ pub fn load_or_create(path: &Path) -> Result<Identity> {
         },
         Err(e) => Err(cannot(path, "create", e)),
     }
+}
+
+/// Refuses a secret file whose mode lets group or others in (Unix only).
+fn check_owner_only(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| cannot(path, "read", e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Failure::new(format!(
+                "identity file {} is accessible by others (mode {:o}); its secret may be known: \
+                 `chmod 600` it if you trust it, or move it away to create a new identity",
+                path.display(),
+                mode & 0o777
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn cannot(path: &Path, what: &str, e: io::Error) -> Failure {
@@ -150,6 +179,8 @@ fn read_secret(path: &Path) -> io::Result<Result<[u8; SECRET_LEN]>> {
 }
 
 /// Writes a new file readable by its owner only; fails with `AlreadyExists` if there is one.
+/// The secret is written to a private temporary file first and linked into place whole, so a
+/// process starting at the same moment never reads a half-written file.
 fn create_secret(path: &Path, secret: &[u8; SECRET_LEN]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
@@ -158,16 +189,20 @@ fn create_secret(path: &Path, secret: &[u8; SECRET_LEN]) -> io::Result<()> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir)?;
     }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    let written = file.write_all(secret).and_then(|()| file.sync_all());
-    if written.is_err() {
-        // Never leave a short file behind: it would be refused on the next start.
-        let _ = std::fs::remove_file(path);
-    }
+    let mut file = options.open(&temporary)?;
+    let written = file
+        .write_all(secret)
+        .and_then(|()| file.sync_all())
+        // Fails with `AlreadyExists` when another process linked its file first.
+        .and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
     written
 }
 
@@ -199,5 +234,31 @@ mod tests {
             let e = load_or_create(&path).unwrap_err().to_string();
             assert!(e.contains("not a 32-byte secret key"), "{e}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_identity_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity");
+        std::fs::write(&path, [5; SECRET_LEN]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("accessible by others (mode 644)"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_or_create(&path).unwrap().secret(), &[5; SECRET_LEN]);
+    }
+
+    #[test]
+    fn creating_leaves_no_temporary_file_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity");
+        load_or_create(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["identity"]);
     }
 }

@@ -107,8 +107,6 @@ pub async fn run(
     allow: &[PeerKey],
     secure: &SecureArgs,
 ) -> Result<()> {
-    let mut config = transfer_config();
-    secure.apply(&mut config, allow_only(allow))?;
     let meta =
         std::fs::metadata(out_dir).context(|| format!("output directory {}", out_dir.display()))?;
     if !meta.is_dir() {
@@ -117,6 +115,8 @@ pub async fn run(
             out_dir.display()
         )));
     }
+    let mut config = transfer_config();
+    secure.apply(&mut config, allow_only(allow))?;
     if let Some(rate) = down {
         config.peer_limits = Limits::download(engine_rate(rate));
     }

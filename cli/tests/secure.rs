@@ -127,4 +127,16 @@ fn a_bad_peer_key_and_a_pin_without_security_are_usage_errors() {
         dir.path(),
     )
     .assert_one_line_error(2, "--insecure");
+    run(
+        &[
+            "echo",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--handshake-timeout",
+            "3",
+        ],
+        dir.path(),
+    )
+    .assert_one_line_error(2, "--insecure");
 }
