@@ -714,7 +714,8 @@ impl Engine {
                 unsent,
             });
         }
-        self.io.push_back(Io::Close { peer });
+        let announced = !(p.before_connected() && p.direction == Direction::Inbound);
+        self.io.push_back(Io::Close { peer, announced });
         self.check_shutdown_complete();
     }
 

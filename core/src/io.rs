@@ -52,10 +52,15 @@ pub enum Io {
         /// The peer.
         peer: PeerId,
     },
-    /// Drop the socket. The peer id is dead; the engine has already emitted the event.
+    /// Drop the socket. The peer id is dead; the engine has already emitted its event.
     Close {
         /// The peer.
         peer: PeerId,
+        /// Whether the application ever learnt this id (from `connect`, or an event naming it).
+        /// `false` for an accepted connection whose secure handshake failed: no event names it
+        /// (only [`Event::HandshakeFailed`](crate::Event::HandshakeFailed), by address), so
+        /// whatever a driver keeps for the id for the application's sake goes now.
+        announced: bool,
     },
 }
 

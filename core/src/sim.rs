@@ -367,7 +367,7 @@ impl SimNet {
                 self.nodes[n].interest.insert(peer, interest);
             }
             Io::ShutdownWrite { peer } => self.fin(n, peer),
-            Io::Close { peer } => {
+            Io::Close { peer, .. } => {
                 self.fin(n, peer);
                 self.nodes[n].interest.remove(&peer);
                 if let Some(c) = self.nodes[n].conn_of.remove(&peer) {

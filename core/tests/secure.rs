@@ -512,3 +512,33 @@ fn a_rate_limited_secure_peer_puts_its_rate_on_the_wire_within_one_percent() {
         );
     }
 }
+
+#[test]
+fn the_close_of_a_failed_inbound_handshake_says_no_event_named_the_peer() {
+    let now = Instant::now();
+    let mut b = Engine::with_entropy(secure(&identity(2)), [2; 32]).unwrap();
+    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
+    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
+    let stranger = b
+        .handle_accepted(listener, A_ADDR.parse().unwrap(), now)
+        .unwrap();
+    Pair::feed(&mut b, stranger, now, b"GET / HTTP/1.1\r\n\r\n", usize::MAX);
+    let closes: Vec<_> = std::iter::from_fn(|| b.poll_io())
+        .filter_map(|io| match io {
+            openp2p_core::Io::Close { peer, announced } => Some((peer, announced)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [(stranger, false)]);
+    // A connected peer's close is announced (its `Disconnected` names it).
+    let mut pair = Pair::new(secure(&identity(1)), secure(&identity(2)));
+    pair.pump();
+    pair.b.abort(pair.pb, pair.now).unwrap();
+    let announced: Vec<_> = std::iter::from_fn(|| pair.b.poll_io())
+        .filter_map(|io| match io {
+            openp2p_core::Io::Close { announced, .. } => Some(announced),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, [true]);
+}

@@ -247,7 +247,7 @@ impl Driver {
                     }
                 }
             }
-            Io::Close { peer } => {
+            Io::Close { peer, .. } => {
                 if let Some(entry) = self.peers.get_mut(peer.slot()) {
                     if entry.as_ref().is_some_and(|p| p.id == peer) {
                         // Dropping the record closes the socket and the stream's data channel.

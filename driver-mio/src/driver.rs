@@ -358,7 +358,7 @@ impl Driver {
                     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
                 }
             }
-            Io::Close { peer } => self.conns.close(&self.poll, peer),
+            Io::Close { peer, .. } => self.conns.close(&self.poll, peer),
             Io::Listen { listener, addr } => {
                 let backlog = self.engine.config().listen_backlog;
                 match self.listeners.open(&self.poll, listener, addr, backlog) {
@@ -514,7 +514,7 @@ impl Driver {
             self.engine.handle_error(peer, kind, now);
         }
         while let Some(io) = self.engine.poll_io() {
-            if let Io::Close { peer } = io {
+            if let Io::Close { peer, .. } = io {
                 self.conns.close(&self.poll, peer);
             }
         }

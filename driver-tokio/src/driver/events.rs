@@ -96,11 +96,6 @@ impl Driver {
                 }
                 event => {
                     match &event {
-                        Event::Connected { peer, .. } => {
-                            if let Some(slot) = self.slot_mut(*peer) {
-                                slot.unannounced = false;
-                            }
-                        }
                         Event::Writable { peer } => self.flush_backlog(*peer, now),
                         Event::SendRefused { peer, error, data } => {
                             if let Some(link) = self.link_of(&state.links, *peer) {

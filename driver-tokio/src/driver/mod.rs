@@ -82,10 +82,6 @@ struct PeerSlot {
     backlog: VecDeque<Bytes>,
     /// The stream was closed while `backlog` was not empty: disconnect once it is.
     close_after_backlog: bool,
-    /// Accepted, and not `Connected` yet (a secure handshake runs): the application does not
-    /// know the id, and if the handshake fails no event will ever name it, so its link goes
-    /// with the socket.
-    unannounced: bool,
 }
 
 impl Drop for PeerSlot {
@@ -502,7 +498,6 @@ impl Driver {
             connecting: None,
             backlog: VecDeque::new(),
             close_after_backlog: false,
-            unannounced: false,
         });
     }
 

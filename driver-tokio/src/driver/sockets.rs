@@ -2,7 +2,7 @@
 
 use super::{Driver, ListenerSlot};
 use crate::readiness::{Action, Source, Token};
-use openp2p_core::{Io, PeerState, Transfer};
+use openp2p_core::{Io, Transfer};
 use std::io;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -109,12 +109,14 @@ impl Driver {
                     self.engine.handle_error(peer, e.kind(), now);
                 }
             }
-            Io::Close { peer } => {
+            Io::Close { peer, announced } => {
+                if !announced {
+                    // No event will name this id, so the application can never release its
+                    // link (a failed inbound handshake): it goes with the socket.
+                    self.shared.lock().links.remove(&peer);
+                }
                 if let Some(entry) = self.peers.get_mut(peer.slot()) {
-                    if let Some(slot) = entry.as_ref().filter(|slot| slot.id == peer) {
-                        if slot.unannounced {
-                            self.shared.lock().links.remove(&peer);
-                        }
+                    if entry.as_ref().is_some_and(|slot| slot.id == peer) {
                         *entry = None;
                     }
                 }
@@ -269,13 +271,6 @@ impl Driver {
         for (stream, remote) in accepted {
             if let Ok(peer) = self.engine.handle_accepted(id, remote, now) {
                 self.add_peer(peer);
-                let handshaking = self
-                    .engine
-                    .peer(peer)
-                    .is_some_and(|info| info.state == PeerState::Connecting);
-                if let Some(slot) = self.slot_mut(peer) {
-                    slot.unannounced = handshaking;
-                }
                 self.attach(peer, stream);
             }
             // Refused: the socket is dropped here; the engine reported `Event::Refused`.

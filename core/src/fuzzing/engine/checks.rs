@@ -48,7 +48,7 @@ impl Harness {
                 assert!(m.unwritten.is_empty(), "FIN before the queue was flushed");
                 m.shutdown_write = true;
             }
-            Io::Close { peer } => {
+            Io::Close { peer, .. } => {
                 let m = self.model(peer);
                 assert!(!m.close_io, "Io::Close twice for {peer:?}");
                 m.close_io = true;
