@@ -4,7 +4,8 @@
 use openp2p_core::sim::{Link, SimNet};
 use openp2p_core::{
     Allow, Bytes, Config, ConnectFailure, DisconnectReason, Engine, Event, Framing,
-    HandshakeFailure, Identity, PeerId, PeerKey, SecureConfig, Transfer, TransportFailure,
+    HandshakeFailure, Identity, ListenerId, PeerId, PeerKey, SecureConfig, Transfer,
+    TransportFailure,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -44,9 +45,7 @@ impl Pair {
     fn with_pin(a: Config, b: Config, pin: Option<PeerKey>) -> Pair {
         let now = Instant::now();
         let mut a = Engine::with_entropy(a, [1; 32]).unwrap();
-        let mut b = Engine::with_entropy(b, [2; 32]).unwrap();
-        let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
-        b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
+        let (mut b, listener) = listening(b, now);
         let target: SocketAddr = B_ADDR.parse().unwrap();
         let pa = match pin {
             Some(key) => a.connect_pinned(target, key, now).unwrap(),
@@ -139,6 +138,23 @@ impl Pair {
             })
             .collect()
     }
+}
+
+/// A secure engine listening at `B_ADDR` (b's side of a `Pair`), and the listener.
+fn listening(config: Config, now: Instant) -> (Engine, ListenerId) {
+    let mut b = Engine::with_entropy(config, [2; 32]).unwrap();
+    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
+    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
+    (b, listener)
+}
+
+/// A secure listener and one connection a stranger at `A_ADDR` opened to it.
+fn listener_with_stranger(now: Instant) -> (Engine, PeerId) {
+    let (mut b, listener) = listening(secure(&identity(2)), now);
+    let stranger = b
+        .handle_accepted(listener, A_ADDR.parse().unwrap(), now)
+        .unwrap();
+    (b, stranger)
 }
 
 /// Whether the events hold a `Disconnected` for this secure-channel failure.
@@ -329,12 +345,7 @@ fn a_65535_byte_garbage_transport_message_is_rejected_without_delivery() {
 #[test]
 fn plaintext_bytes_at_a_secure_listener_fail_the_handshake_without_connected() {
     let now = Instant::now();
-    let mut b = Engine::with_entropy(secure(&identity(2)), [2; 32]).unwrap();
-    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
-    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
-    let pb = b
-        .handle_accepted(listener, A_ADDR.parse().unwrap(), now)
-        .unwrap();
+    let (mut b, pb) = listener_with_stranger(now);
     // "GET / HTTP/1.1": the first two bytes announce an 18,245-byte handshake message.
     Pair::feed(&mut b, pb, now, b"GET / HTTP/1.1\r\n\r\n", usize::MAX);
     let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
@@ -352,12 +363,7 @@ fn plaintext_bytes_at_a_secure_listener_fail_the_handshake_without_connected() {
 #[test]
 fn a_handshake_that_never_finishes_times_out_and_frees_its_slot() {
     let now = Instant::now();
-    let mut b = Engine::with_entropy(secure(&identity(2)), [2; 32]).unwrap();
-    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
-    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
-    let pb = b
-        .handle_accepted(listener, A_ADDR.parse().unwrap(), now)
-        .unwrap();
+    let (mut b, pb) = listener_with_stranger(now);
     // A slowloris: one byte a second (announcing a 257-byte first message) never completes it.
     for s in 0..12u64 {
         let at = now + Duration::from_secs(s);
@@ -428,9 +434,7 @@ fn strangers_trickling_handshakes_do_not_pin_the_receive_pool() {
         pool_segments: 4,
         ..secure(id)
     };
-    let mut b = Engine::with_entropy(config(&identity(2)), [2; 32]).unwrap();
-    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
-    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
+    let (mut b, listener) = listening(config(&identity(2)), now);
     // Ten strangers each send the first bytes of a handshake message and go quiet.
     for i in 0..10u8 {
         let remote = SocketAddr::from(([10, 9, 0, i], 5000));
@@ -516,12 +520,7 @@ fn a_rate_limited_secure_peer_puts_its_rate_on_the_wire_within_one_percent() {
 #[test]
 fn the_close_of_a_failed_inbound_handshake_says_no_event_named_the_peer() {
     let now = Instant::now();
-    let mut b = Engine::with_entropy(secure(&identity(2)), [2; 32]).unwrap();
-    let listener = b.listen(B_ADDR.parse().unwrap()).unwrap();
-    b.handle_listening(listener, B_ADDR.parse().unwrap(), now);
-    let stranger = b
-        .handle_accepted(listener, A_ADDR.parse().unwrap(), now)
-        .unwrap();
+    let (mut b, stranger) = listener_with_stranger(now);
     Pair::feed(&mut b, stranger, now, b"GET / HTTP/1.1\r\n\r\n", usize::MAX);
     let closes: Vec<_> = std::iter::from_fn(|| b.poll_io())
         .filter_map(|io| match io {

@@ -291,21 +291,27 @@ fn anchor_rows(anchor: &Samples, secure: &Samples) -> Vec<Row> {
     rows
 }
 
+/// An echo node (a spawned task sends every `Received` back) listening on loopback.
+async fn echo_server(secure: bool) -> BenchResult<(Node, SocketAddr)> {
+    let server = Node::start(config(secure, 1))?;
+    let addr = server.listen(crate::subjects::loopback()).await?;
+    let echo = server.clone();
+    tokio::spawn(async move {
+        while let Some(event) = echo.next_event().await {
+            if let Event::Received { peer, data } = event {
+                let _ = echo.send_now(peer, data);
+            }
+        }
+    });
+    Ok((server, addr))
+}
+
 /// Round trips per second: a client node with 100 connections to an echo node, each keeping
 /// one 64-byte message in flight.
 fn echo(secure: bool, window: Duration) -> BenchResult<f64> {
     let rt = crate::subjects::raw_tokio::runtime()?;
     rt.block_on(async {
-        let server = Node::start(config(secure, 1))?;
-        let addr = server.listen(crate::subjects::loopback()).await?;
-        let echo = server.clone();
-        tokio::spawn(async move {
-            while let Some(event) = echo.next_event().await {
-                if let Event::Received { peer, data } = event {
-                    let _ = echo.send_now(peer, data);
-                }
-            }
-        });
+        let (server, addr) = echo_server(secure).await?;
         let client = Node::start(config(secure, 2))?;
         for _ in 0..ECHO_PEERS {
             client.connect(addr).await?;
@@ -357,16 +363,7 @@ fn echo(secure: bool, window: Duration) -> BenchResult<f64> {
 fn churn(secure: bool, window: Duration) -> BenchResult<(f64, f64)> {
     let rt = crate::subjects::raw_tokio::runtime()?;
     rt.block_on(async {
-        let server = Node::start(config(secure, 1))?;
-        let addr: SocketAddr = server.listen(crate::subjects::loopback()).await?;
-        let echo = server.clone();
-        tokio::spawn(async move {
-            while let Some(event) = echo.next_event().await {
-                if let Event::Received { peer, data } = event {
-                    let _ = echo.send_now(peer, data);
-                }
-            }
-        });
+        let (server, addr) = echo_server(secure).await?;
         let client = Node::start(config(secure, 2))?;
         let message = Bytes::from(vec![9u8; MESSAGE]);
         let mut live: HashSet<PeerId> = HashSet::new();
